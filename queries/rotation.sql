@@ -1,0 +1,27 @@
+-- What rotation and verification need: keyset-paginated reads over the
+-- whole table and a compare-and-swap write of a whole batch.
+
+-- name: ReadBatch :many
+SELECT id, key, "group", owner_id, value FROM secrets
+WHERE id > sqlc.arg(after_id)
+ORDER BY id
+LIMIT sqlc.arg(batch_size);
+
+-- name: ReadByIDs :many
+SELECT id, key, "group", owner_id, value FROM secrets
+WHERE id = ANY(sqlc.arg(ids)::bigint[])
+ORDER BY id;
+
+-- SwapValues replaces each row's value only where it still holds the old
+-- value, and returns the ids it replaced. A row written in between keeps
+-- the newer value and is missing from the result.
+-- name: SwapValues :many
+UPDATE secrets AS s SET value = u.new_value
+FROM (
+    SELECT
+        unnest(sqlc.arg(ids)::bigint[]) AS id,
+        unnest(sqlc.arg(old_values)::text[]) AS old_value,
+        unnest(sqlc.arg(new_values)::text[]) AS new_value
+) AS u
+WHERE s.id = u.id AND s.value = u.old_value
+RETURNING s.id;

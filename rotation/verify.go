@@ -1,0 +1,51 @@
+package rotation
+
+import (
+	"context"
+
+	"github.com/sqlsecrets/sqlsecrets/secrets"
+)
+
+// Report is what Verify found. Total is Current + Previous + Unreadable.
+type Report struct {
+	Total int64
+
+	// Current rows are in the v1 format under the ring's current key.
+	Current int64
+
+	// Previous rows open with another key of the ring, or are legacy rows:
+	// they are readable, and Rotate would move them.
+	Previous int64
+
+	// Unreadable rows open with no key of the ring: sealed with a key the
+	// ring lacks, or altered. Failures lists them.
+	Unreadable int64
+	Failures   []Failure
+}
+
+// Verify opens every row with ring, checking each one's integrity, and
+// counts which key it is under. Drop a previous key only once a Verify
+// with the ring that lacks it reports no unreadable rows.
+func Verify(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
+	opts Options) (Report, error) {
+	var t tally
+	err := walk(ctx, db, ring, opts, &t, func(_ context.Context, rows []row) error {
+		for _, rw := range rows {
+			pt, current, err := ring.Open(rw.name, rw.value)
+			clear(pt)
+			switch {
+			case err != nil:
+				t.fail(rw, err)
+			case current:
+				t.a++
+			default:
+				t.b++
+			}
+		}
+		return nil
+	})
+	return Report{
+		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b,
+		Unreadable: t.failed, Failures: t.failures,
+	}, err
+}

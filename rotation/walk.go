@@ -1,0 +1,108 @@
+package rotation
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sqlsecrets/sqlsecrets/gen"
+	"github.com/sqlsecrets/sqlsecrets/secrets"
+)
+
+// row is one row of the secrets table as rotation sees it.
+type row struct {
+	id    int64
+	name  secrets.Name
+	value string
+}
+
+// tally counts a run. a and b are rotated and skipped for Rotate, current
+// and previous for Verify.
+type tally struct {
+	a, b, failed int64
+	failures     []Failure
+	max          int
+}
+
+func (t *tally) fail(rw row, err error) {
+	t.failed++
+	if len(t.failures) < t.max {
+		t.failures = append(t.failures, Failure{ID: rw.id, Name: rw.name, Err: err})
+	}
+}
+
+// walk reads the whole table in keyset batches on id and hands each batch
+// to do. It stops between batches when ctx is done, and reports progress
+// after each one.
+func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Options,
+	t *tally, do func(context.Context, []row) error) error {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	if ring == nil {
+		return fmt.Errorf("rotation: %w: nil keyring", secrets.ErrInvalidArgument)
+	}
+	t.max = opts.MaxFailures
+
+	q := gen.New(db)
+	total, err := q.CountSecrets(ctx)
+	if err != nil {
+		return fmt.Errorf("count rows: %w", err)
+	}
+
+	var after, done int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return stopped(after, done, err)
+		}
+		batch, err := q.ReadBatch(ctx, gen.ReadBatchParams{
+			AfterID: after, BatchSize: int32(opts.BatchSize),
+		})
+		if err != nil {
+			return stopped(after, done, err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+
+		rows := make([]row, len(batch))
+		for i, b := range batch {
+			rows[i] = row{b.ID, secrets.Name{Group: b.Group, Owner: b.OwnerID, Key: b.Key}, b.Value}
+		}
+		if err := do(ctx, rows); err != nil {
+			return stopped(after, done, err)
+		}
+
+		after = batch[len(batch)-1].ID
+		done += int64(len(batch))
+		if opts.Progress != nil {
+			opts.Progress(Progress{
+				Total: max(total, done), Done: done,
+				Rotated: t.a, Skipped: t.b, Failed: t.failed,
+			})
+		}
+	}
+}
+
+// stopped says how far a run got before err stopped it.
+func stopped(after, done int64, err error) error {
+	return fmt.Errorf("stopped after %d rows, at id %d; run again to continue: %w",
+		done, after, err)
+}
+
+// readIDs reads the rows with the given ids again; deleted ones are absent.
+func readIDs(ctx context.Context, db secrets.DBTX, ids map[int64]struct{}) ([]row, error) {
+	list := make([]int64, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	got, err := gen.New(db).ReadByIDs(ctx, list)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]row, len(got))
+	for i, b := range got {
+		rows[i] = row{b.ID, secrets.Name{Group: b.Group, Owner: b.OwnerID, Key: b.Key}, b.Value}
+	}
+	return rows, nil
+}

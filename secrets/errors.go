@@ -1,0 +1,68 @@
+package secrets
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Sentinel errors. Match them with errors.Is; the errors that carry them
+// also name the operation, the scope and the key.
+var (
+	// ErrNotFound is returned by Get, GetJSON and GetAs when no secret is
+	// stored under the key in the scope. A stored null is not an error.
+	ErrNotFound = errors.New("secret not found")
+
+	// ErrWrongKey is returned when a stored value was sealed with a master
+	// key that is not in the keyring: the key id, or the legacy
+	// fingerprint, matches none of its keys.
+	ErrWrongKey = errors.New("sealed with a key that is not in the keyring")
+
+	// ErrIntegrity is returned when a stored value fails authentication:
+	// it was altered, truncated, corrupted or copied from another scope.
+	// Every such case is this one error; it does not say which check
+	// failed.
+	ErrIntegrity = errors.New("integrity check failed: value altered, corrupted or moved")
+
+	// ErrInvalidArgument is returned, before any SQL runs, for a key or
+	// group that is empty, longer than 150 characters, not valid UTF-8 or
+	// holds NUL; a negative owner; a value that cannot be encoded as JSON;
+	// and a nil keyring.
+	ErrInvalidArgument = errors.New("invalid argument")
+
+	// ErrInvalidKey is returned by ParseKey, NewKeyring and KeyringFromEnv
+	// for a master key in none of the accepted encodings, and for a
+	// keyring that holds the same key twice. It never includes the key.
+	ErrInvalidKey = errors.New("invalid master key")
+)
+
+// OpError is the error that Store methods return. It names the operation,
+// the scope and the key, and wraps the cause; it never holds a value.
+type OpError struct {
+	Op   string // "get", "set", "delete" or "list"
+	Name Name   // the scope, and the key where the operation has one
+	Err  error
+}
+
+// Error returns, for example, `get users/42 "api_token": secret not found`.
+func (e *OpError) Error() string {
+	s := e.Op + " " + e.Name.Scope()
+	if e.Name.Key != "" {
+		s += " " + strconv.Quote(e.Name.Key)
+	}
+	return s + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause, for errors.Is and errors.As.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// IndexError is returned by SetMany for an entry that cannot be written.
+type IndexError struct {
+	Index int // the entry, counting from 0
+	Err   error
+}
+
+// Error returns "entry N: " and the cause.
+func (e *IndexError) Error() string { return "entry " + strconv.Itoa(e.Index) + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *IndexError) Unwrap() error { return e.Err }

@@ -1,0 +1,243 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Store reads and writes the secrets of one scope: a group and, optionally,
+// an owner. It is a small value: Group, Owner, NoOwner and Model return new
+// stores and never change the one they are called on, so a Store can be
+// shared between goroutines and kept in a struct field.
+//
+// The zero Store has no keyring; make one with New.
+type Store struct {
+	ring     *Keyring
+	group    string
+	owner    int64
+	hasOwner bool
+}
+
+// New returns a store over ring in the default scope: group "global", no
+// owner.
+func New(ring *Keyring) Store {
+	return Store{ring: ring, group: DefaultGroup}
+}
+
+// Group returns a store for group g with the same owner. An invalid group
+// makes every call of the returned store fail with ErrInvalidArgument.
+func (s Store) Group(g string) Store {
+	s.group = g
+	return s
+}
+
+// Owner returns a store for owner id in the same group. Owners are 0 or
+// more; 0 is an owner like any other, not "no owner".
+func (s Store) Owner(id int64) Store {
+	s.owner, s.hasOwner = id, true
+	return s
+}
+
+// NoOwner returns a store for the same group without an owner. It sees only
+// secrets that have no owner.
+func (s Store) NoOwner() Store {
+	s.owner, s.hasOwner = 0, false
+	return s
+}
+
+// Model returns a store scoped to one record of an application model: the
+// model's group (a table name, say) and the record's id.
+func (s Store) Model(group string, id int64) Store {
+	return s.Group(group).Owner(id)
+}
+
+// Name returns the name of the secret key in this store's scope.
+func (s Store) Name(key string) Name {
+	n := Name{Group: s.group, Key: key}
+	if s.hasOwner {
+		owner := s.owner
+		n.Owner = &owner
+	}
+	return n
+}
+
+// String returns the scope, for example "users/42" or "global".
+func (s Store) String() string { return s.Name("").Scope() }
+
+// Set stores value under key, replacing what was there. value is anything
+// encoding/json can encode; a json.RawMessage is stored as given. It is one
+// upsert statement.
+func (s Store) Set(ctx context.Context, db DBTX, key string, value any) error {
+	n := s.Name(key)
+	sealed, err := s.seal(n, value)
+	if err != nil {
+		return &OpError{"set", n, err}
+	}
+	if err := storeValue(ctx, db, n, sealed); err != nil {
+		return &OpError{"set", n, err}
+	}
+	return nil
+}
+
+// GetJSON returns the JSON text stored under key. It returns ErrNotFound
+// when there is none, ErrWrongKey or ErrIntegrity when the stored value
+// does not open. It is one query; nothing is cached.
+func (s Store) GetJSON(ctx context.Context, db DBTX, key string) (json.RawMessage, error) {
+	n := s.Name(key)
+	if err := s.check(n, false); err != nil {
+		return nil, &OpError{"get", n, err}
+	}
+	stored, err := loadValue(ctx, db, n)
+	if errors.Is(err, errNoRow) {
+		return nil, &OpError{"get", n, ErrNotFound}
+	}
+	if err != nil {
+		return nil, &OpError{"get", n, err}
+	}
+	pt, _, err := s.ring.Open(n, stored)
+	if err != nil {
+		return nil, &OpError{"get", n, err}
+	}
+	return pt, nil
+}
+
+// Get returns the value stored under key, decoded as encoding/json decodes
+// into an interface value except that numbers are json.Number, so they
+// keep every digit. A stored null is (nil, nil); a missing secret is
+// ErrNotFound.
+func (s Store) Get(ctx context.Context, db DBTX, key string) (any, error) {
+	return GetAs[any](ctx, s, db, key)
+}
+
+// GetAs returns the value stored under key in the scope of s, decoded into
+// a T. Numbers decoded into an interface type are json.Number.
+func GetAs[T any](ctx context.Context, s Store, db DBTX, key string) (T, error) {
+	var v T
+	pt, err := s.GetJSON(ctx, db, key)
+	if err != nil {
+		return v, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(pt))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		// The decoder's message can quote part of the value; leave it out.
+		return v, &OpError{"get", s.Name(key), fmt.Errorf("stored JSON does not decode into %T", v)}
+	}
+	return v, nil
+}
+
+// Delete removes the secret stored under key and reports whether there was
+// one.
+func (s Store) Delete(ctx context.Context, db DBTX, key string) (bool, error) {
+	n := s.Name(key)
+	if err := s.check(n, false); err != nil {
+		return false, &OpError{"delete", n, err}
+	}
+	deleted, err := deleteValue(ctx, db, n)
+	if err != nil {
+		return false, &OpError{"delete", n, err}
+	}
+	return deleted, nil
+}
+
+// List returns the secrets of this scope, by key, without their values.
+// Nothing is decrypted.
+func (s Store) List(ctx context.Context, db DBTX) ([]Info, error) {
+	n := s.Name("")
+	if err := s.check(n, true); err != nil {
+		return nil, &OpError{"list", n, err}
+	}
+	infos, err := listScope(ctx, db, n)
+	if err != nil {
+		return nil, &OpError{"list", n, err}
+	}
+	return infos, nil
+}
+
+// ListAll returns every secret of every scope, without values, ordered by
+// group, owner and key.
+func ListAll(ctx context.Context, db DBTX) ([]Info, error) {
+	infos, err := listAll(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("list all: %w", err)
+	}
+	return infos, nil
+}
+
+// Entry is one secret to write with SetMany.
+type Entry struct {
+	Name  Name
+	Value any
+}
+
+// SetMany seals every entry with the current key of ring and writes them
+// all in one statement, so that they land together or not at all. When
+// the same name appears more than once, the last entry wins. An entry
+// that is invalid fails the whole call before any SQL runs, with an
+// *IndexError that says which one.
+func SetMany(ctx context.Context, db DBTX, ring *Keyring, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	s := New(ring)
+	index := make(map[string]int, len(entries))
+	names := make([]Name, 0, len(entries))
+	sealed := make([]string, 0, len(entries))
+	for i, e := range entries {
+		v, err := s.seal(e.Name, e.Value)
+		if err != nil {
+			return &IndexError{Index: i, Err: &OpError{"set", e.Name, err}}
+		}
+		id := e.Name.String()
+		if j, dup := index[id]; dup {
+			sealed[j] = v
+			continue
+		}
+		index[id] = len(names)
+		names = append(names, e.Name)
+		sealed = append(sealed, v)
+	}
+	if err := storeValues(ctx, db, names, sealed); err != nil {
+		return fmt.Errorf("set %d secrets: %w", len(names), err)
+	}
+	return nil
+}
+
+// check validates the keyring and the name before any SQL runs.
+func (s Store) check(n Name, scopeOnly bool) error {
+	if s.ring == nil {
+		return fmt.Errorf("%w: store has no keyring; make one with secrets.New", ErrInvalidArgument)
+	}
+	return n.validate(scopeOnly)
+}
+
+func (s Store) seal(n Name, value any) (string, error) {
+	if err := s.check(n, false); err != nil {
+		return "", err
+	}
+	pt, err := encodeValue(value)
+	if err != nil {
+		return "", err
+	}
+	return s.ring.Seal(n, pt)
+}
+
+// encodeValue returns the JSON text of v. It refuses text that is not valid
+// UTF-8 rather than let it be changed, and its errors never quote v.
+func encodeValue(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%w: value of type %T cannot be encoded as JSON", ErrInvalidArgument, v)
+	}
+	pt := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if !utf8.Valid(pt) {
+		return nil, fmt.Errorf("%w: value is not valid UTF-8", ErrInvalidArgument)
+	}
+	return pt, nil
+}
