@@ -74,7 +74,8 @@ type line struct {
 }
 
 // Next returns the next record, or io.EOF after the last one. A bad line is
-// a *LineError; the Reader can go on past it.
+// a *LineError matching ErrBadLine, and the Reader can go on past it; any
+// other error, such as a line longer than MaxLineSize, ends the input.
 func (r *Reader) Next() (Record, error) {
 	for r.sc.Scan() {
 		r.line++
