@@ -25,11 +25,11 @@ var (
 
 	// ErrInvalidArgument is returned, before any SQL runs, for a key or
 	// group that is empty, longer than 150 characters, not valid UTF-8 or
-	// holds NUL; a negative owner; a value that cannot be encoded as JSON;
-	// and a nil keyring.
+	// holds NUL; a negative owner; a value that cannot be encoded as JSON
+	// or holds text that is not valid UTF-8; and a nil or zero keyring.
 	ErrInvalidArgument = errors.New("invalid argument")
 
-	// ErrInvalidKey is returned by ParseKey, NewKeyring and KeyringFromEnv
+	// ErrInvalidKey is returned by NewKeyring and KeyringFromEnv
 	// for a master key in none of the accepted encodings, and for a
 	// keyring that holds the same key twice. It never includes the key.
 	ErrInvalidKey = errors.New("invalid master key")

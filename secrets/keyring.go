@@ -24,11 +24,33 @@ const (
 // and previous keys, which still open the values they sealed. It is
 // immutable and safe for concurrent use. It never shows its keys: String,
 // GoString, Format and LogValue print only how many it holds.
+//
+// The zero Keyring holds no key; every call that needs one fails with
+// ErrInvalidArgument.
 type Keyring struct {
+	// keys sits behind a pointer so that fmt, which cannot call the
+	// methods of a Keyring held in another struct's unexported field,
+	// prints an address there rather than key-derived bytes.
+	keys *keys
+}
+
+type keys struct {
 	current  *envelope.Key
 	byKID    map[[envelope.KIDSize]byte]*envelope.Key
 	byLegacy map[[envelope.LegacyIDSize]byte]*envelope.Key
 	rand     io.Reader
+}
+
+// errNoKeys is returned by a zero or nil Keyring.
+var errNoKeys = fmt.Errorf("%w: keyring holds no key; make one with NewKeyring or KeyringFromEnv",
+	ErrInvalidArgument)
+
+// usable returns the keys, or errNoKeys for a nil or zero Keyring.
+func (r *Keyring) usable() (*keys, error) {
+	if r == nil || r.keys == nil {
+		return nil, errNoKeys
+	}
+	return r.keys, nil
 }
 
 // GenerateKey returns a new random master key in the form that
@@ -106,7 +128,7 @@ func KeyringFromEnv() (*Keyring, error) {
 }
 
 func newKeyring(names, texts []string) (*Keyring, error) {
-	r := &Keyring{
+	r := &keys{
 		byKID:    make(map[[envelope.KIDSize]byte]*envelope.Key, len(texts)),
 		byLegacy: make(map[[envelope.LegacyIDSize]byte]*envelope.Key, len(texts)),
 		rand:     rand.Reader,
@@ -132,20 +154,29 @@ func newKeyring(names, texts []string) (*Keyring, error) {
 		r.byKID[k.ID()] = k
 		r.byLegacy[k.LegacyID()] = k
 	}
-	return r, nil
+	return &Keyring{keys: r}, nil
 }
 
 // Len returns how many keys the ring holds, the current one included.
-func (r Keyring) Len() int { return len(r.byKID) }
+func (r Keyring) Len() int {
+	if r.keys == nil {
+		return 0
+	}
+	return len(r.keys.byKID)
+}
 
 // Seal encrypts the JSON text plaintext for the secret n with the current
 // key and returns the value to store. Rotation uses it; applications use
 // Store.Set.
 func (r *Keyring) Seal(n Name, plaintext []byte) (string, error) {
+	k, err := r.usable()
+	if err != nil {
+		return "", err
+	}
 	if err := n.validate(false); err != nil {
 		return "", err
 	}
-	return r.current.Seal(n.envelope(), plaintext, r.rand)
+	return k.current.Seal(n.envelope(), plaintext, k.rand)
 }
 
 // Open authenticates and decrypts the stored value of the secret n and
@@ -154,12 +185,16 @@ func (r *Keyring) Seal(n Name, plaintext []byte) (string, error) {
 // error is ErrWrongKey when no key of the ring sealed it, and
 // ErrIntegrity for anything altered, truncated or moved.
 func (r *Keyring) Open(n Name, stored string) (plaintext []byte, current bool, err error) {
+	ks, err := r.usable()
+	if err != nil {
+		return nil, false, err
+	}
 	if strings.HasPrefix(stored, envelope.Prefix) {
 		s, err := envelope.Parse(stored)
 		if err != nil {
 			return nil, false, ErrIntegrity
 		}
-		k := r.byKID[s.KID]
+		k := ks.byKID[s.KID]
 		if k == nil {
 			return nil, false, ErrWrongKey
 		}
@@ -167,14 +202,14 @@ func (r *Keyring) Open(n Name, stored string) (plaintext []byte, current bool, e
 		if err != nil || !json.Valid(pt) {
 			return nil, false, ErrIntegrity
 		}
-		return pt, k == r.current, nil
+		return pt, k == ks.current, nil
 	}
 
 	l, err := envelope.ParseLegacy(stored)
 	if err != nil {
 		return nil, false, ErrIntegrity
 	}
-	k := r.byLegacy[l.ID]
+	k := ks.byLegacy[l.ID]
 	if k == nil {
 		return nil, false, ErrWrongKey
 	}
@@ -187,6 +222,9 @@ func (r *Keyring) Open(n Name, stored string) (plaintext []byte, current bool, e
 
 // String describes the ring without its keys.
 func (r Keyring) String() string {
+	if r.Len() == 1 {
+		return "secrets.Keyring(1 key, redacted)"
+	}
 	return fmt.Sprintf("secrets.Keyring(%d keys, redacted)", r.Len())
 }
 

@@ -3,6 +3,8 @@ package secrets
 import (
 	"fmt"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sqlsecrets/sqlsecrets/internal/envelope"
@@ -22,12 +24,22 @@ type Name struct {
 }
 
 // Scope returns the group and owner as text: "users/42", or "global" for a
-// secret with no owner.
+// secret with no owner. A group with other characters than letters,
+// digits, '_', '-', '.' and ':' is quoted, so that the text reads one way
+// only and cannot break a log line.
 func (n Name) Scope() string {
-	if n.Owner == nil {
-		return n.Group
+	g := n.Group
+	if strings.IndexFunc(g, notPlain) >= 0 || g == "" {
+		g = strconv.Quote(g)
 	}
-	return n.Group + "/" + strconv.FormatInt(*n.Owner, 10)
+	if n.Owner == nil {
+		return g
+	}
+	return g + "/" + strconv.FormatInt(*n.Owner, 10)
+}
+
+func notPlain(r rune) bool {
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.:", r)
 }
 
 // String returns the scope and the quoted key: `users/42 "api_token"`.
@@ -65,6 +77,22 @@ func checkName(what, s string) error {
 		}
 	}
 	return nil
+}
+
+// nameKey identifies a secret as a map key. Unlike String, it cannot
+// confuse group "a/1" with group "a" and owner 1.
+type nameKey struct {
+	group, key string
+	owner      int64
+	hasOwner   bool
+}
+
+func (n Name) key() nameKey {
+	k := nameKey{group: n.Group, key: n.Key}
+	if n.Owner != nil {
+		k.owner, k.hasOwner = *n.Owner, true
+	}
+	return k
 }
 
 func (n Name) envelope() envelope.Scope {

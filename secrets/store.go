@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 )
 
 // Store reads and writes the secrets of one scope: a group and, optionally,
@@ -69,8 +68,9 @@ func (s Store) Name(key string) Name {
 func (s Store) String() string { return s.Name("").Scope() }
 
 // Set stores value under key, replacing what was there. value is anything
-// encoding/json can encode; a json.RawMessage is stored as given. It is one
-// upsert statement.
+// encoding/json can encode; a json.RawMessage is stored compacted, with
+// every number and escape as given. Text that is not valid UTF-8 is refused
+// with ErrInvalidArgument, never replaced. It is one upsert statement.
 func (s Store) Set(ctx context.Context, db DBTX, key string, value any) error {
 	n := s.Name(key)
 	sealed, err := s.seal(n, value)
@@ -184,7 +184,7 @@ func SetMany(ctx context.Context, db DBTX, ring *Keyring, entries []Entry) error
 		return nil
 	}
 	s := New(ring)
-	index := make(map[string]int, len(entries))
+	index := make(map[nameKey]int, len(entries))
 	names := make([]Name, 0, len(entries))
 	sealed := make([]string, 0, len(entries))
 	for i, e := range entries {
@@ -192,7 +192,7 @@ func SetMany(ctx context.Context, db DBTX, ring *Keyring, entries []Entry) error
 		if err != nil {
 			return &IndexError{Index: i, Err: &OpError{"set", e.Name, err}}
 		}
-		id := e.Name.String()
+		id := e.Name.key()
 		if j, dup := index[id]; dup {
 			sealed[j] = v
 			continue
@@ -209,8 +209,8 @@ func SetMany(ctx context.Context, db DBTX, ring *Keyring, entries []Entry) error
 
 // check validates the keyring and the name before any SQL runs.
 func (s Store) check(n Name, scopeOnly bool) error {
-	if s.ring == nil {
-		return fmt.Errorf("%w: store has no keyring; make one with secrets.New", ErrInvalidArgument)
+	if _, err := s.ring.usable(); err != nil {
+		return err
 	}
 	return n.validate(scopeOnly)
 }
@@ -224,20 +224,4 @@ func (s Store) seal(n Name, value any) (string, error) {
 		return "", err
 	}
 	return s.ring.Seal(n, pt)
-}
-
-// encodeValue returns the JSON text of v. It refuses text that is not valid
-// UTF-8 rather than let it be changed, and its errors never quote v.
-func encodeValue(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%w: value of type %T cannot be encoded as JSON", ErrInvalidArgument, v)
-	}
-	pt := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if !utf8.Valid(pt) {
-		return nil, fmt.Errorf("%w: value is not valid UTF-8", ErrInvalidArgument)
-	}
-	return pt, nil
 }

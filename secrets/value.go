@@ -1,0 +1,97 @@
+package secrets
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"unicode/utf8"
+)
+
+// encodeValue returns the JSON text of v. It refuses text that is not valid
+// UTF-8 rather than let encoding/json replace it, and its errors never
+// quote v.
+func encodeValue(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%w: value of type %T cannot be encoded as JSON", ErrInvalidArgument, v)
+	}
+	pt := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+
+	// encoding/json passes the output of MarshalJSON and json.RawMessage
+	// through unchecked, and writes every invalid byte of a Go string as
+	// the escape \ufffd. Only when that escape appears is the value walked
+	// to tell a replaced byte from an escape that was written on purpose.
+	if !utf8.Valid(pt) || (hasReplacementEscape(pt) && hasInvalidText(reflect.ValueOf(v), 0)) {
+		return nil, fmt.Errorf("%w: value holds text that is not valid UTF-8", ErrInvalidArgument)
+	}
+	return pt, nil
+}
+
+// hasReplacementEscape reports whether JSON text holds the escape \ufffd,
+// as opposed to an escaped backslash followed by "ufffd".
+func hasReplacementEscape(js []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(js[i:], []byte(`ufffd`))
+		if j < 0 {
+			return false
+		}
+		j += i
+		slashes := 0
+		for k := j - 1; k >= 0 && js[k] == '\\'; k-- {
+			slashes++
+		}
+		if slashes%2 == 1 {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+// maxDepth bounds hasInvalidText on values that nest deeper than any
+// encoding/json would accept.
+const maxDepth = 10000
+
+var marshalerType = reflect.TypeFor[json.Marshaler]()
+
+// hasInvalidText reports whether a string or map key that encoding/json
+// would encode from v is not valid UTF-8.
+func hasInvalidText(v reflect.Value, depth int) bool {
+	if !v.IsValid() || depth > maxDepth {
+		return false
+	}
+	if v.Type().Implements(marshalerType) {
+		return false // its output was checked as bytes
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return !utf8.ValidString(v.String())
+	case reflect.Pointer, reflect.Interface:
+		return hasInvalidText(v.Elem(), depth+1)
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return false // base64, or a json.RawMessage checked as bytes
+		}
+		for i := range v.Len() {
+			if hasInvalidText(v.Index(i), depth+1) {
+				return true
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			if hasInvalidText(iter.Key(), depth+1) || hasInvalidText(iter.Value(), depth+1) {
+				return true
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); (f.IsExported() || f.Anonymous) && hasInvalidText(v.Field(i), depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
