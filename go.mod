@@ -7,6 +7,7 @@ require (
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/pressly/goose/v3 v3.30.1
 	github.com/sqlc-dev/sqlc v1.31.1
+	golang.org/x/term v0.48.0
 )
 
 require (

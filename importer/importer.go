@@ -140,7 +140,7 @@ type Options struct {
 
 // Import reads JSON Lines from r and stores every record with the current
 // key of ring, overwriting secrets that exist. It returns how many records
-// it wrote. On a bad line it stops, having written every batch before the
+// it wrote. When ctx is cancelled it stops before the next batch. On a bad line it stops, having written every batch before the
 // one that holds the line and nothing of that one; the error names the
 // line and says how many records were written.
 func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Reader,
@@ -160,7 +160,12 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := secrets.SetMany(ctx, db, ring, batch); err != nil {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("import: stopped after %d records: %w", written, err)
+		}
+		// A batch that has started is written whole even if ctx is
+		// cancelled: the import stops between batches.
+		if err := secrets.SetMany(context.WithoutCancel(ctx), db, ring, batch); err != nil {
 			var ie *secrets.IndexError
 			if errors.As(err, &ie) {
 				err = &LineError{Line: lines[ie.Index], Err: ie.Err}

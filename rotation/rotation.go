@@ -116,8 +116,9 @@ func RotateKey(ctx context.Context, db secrets.DBTX, oldKey, newKey string,
 }
 
 // Rotate re-encrypts every row that ring can open to ring's current key.
-// It returns what it did even when it returns an error, which says how far
-// it got; running it again continues from there.
+// It returns what it did even when it returns an error; a cancelled
+// context or a failed query is a *StoppedError that says how far it got,
+// and running Rotate again continues from there.
 func Rotate(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 	opts Options) (Result, error) {
 	r := &rotator{ring: ring, dryRun: opts.DryRun}

@@ -337,10 +337,11 @@ func TestRotateStopsOnCancelAndResumes(t *testing.T) {
 		BatchSize: 4,
 		Progress:  func(rotation.Progress) { cancel() },
 	})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("got err %v, want context.Canceled", err)
+	var stop *rotation.StoppedError
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &stop) {
+		t.Fatalf("got err %v, want a StoppedError for context.Canceled", err)
 	}
-	if res.Rotated != 4 || !strings.Contains(err.Error(), "stopped after 4 rows") {
+	if res.Rotated != 4 || stop.Done != 4 || !strings.Contains(err.Error(), "stopped after 4 rows") {
 		t.Errorf("got %+v, %q; want 4 rotated and the error saying so", res, err)
 	}
 
@@ -451,5 +452,28 @@ func TestRejectsBadOptions(t *testing.T) {
 	if _, err := rotation.Rotate(ctx, pool, nil, rotation.Options{}); !errors.Is(err,
 		secrets.ErrInvalidArgument) {
 		t.Errorf("nil keyring: got %v, want ErrInvalidArgument", err)
+	}
+}
+
+// A cancel that lands while a batch is being written lets that batch
+// finish, so the counts say exactly what was written.
+func TestCancelDuringWriteFinishesTheBatch(t *testing.T) {
+	_, pool := pgtest.Migrated(t)
+	seed(t, pool, ring(t, keyA), 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	db := &hookDB{DBTX: pool, before: cancel}
+
+	res, err := rotation.Rotate(ctx, db, ring(t, keyB, keyA), rotation.Options{BatchSize: 4})
+	var stop *rotation.StoppedError
+	if !errors.As(err, &stop) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got err %v, want a StoppedError for context.Canceled", err)
+	}
+	if res.Rotated != 4 || stop.Done != 4 {
+		t.Errorf("got %d rotated, stopped after %d; want the whole first batch of 4", res.Rotated, stop.Done)
+	}
+	rep, err := rotation.Verify(context.Background(), pool, ring(t, keyB, keyA), rotation.Options{})
+	if err != nil || rep.Current != 4 || rep.Previous != 6 {
+		t.Errorf("verify: %+v, %v; want 4 current, 6 previous", rep, err)
 	}
 }

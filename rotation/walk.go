@@ -31,8 +31,8 @@ func (t *tally) fail(rw row, err error) {
 }
 
 // walk reads the whole table in keyset batches on id and hands each batch
-// to do. It stops between batches when ctx is done, and reports progress
-// after each one.
+// to do. It stops between batches when ctx is done, with a *StoppedError,
+// and reports progress after each batch.
 func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Options,
 	t *tally, do func(context.Context, []row) error) error {
 	opts, err := opts.withDefaults()
@@ -69,7 +69,9 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 		for i, b := range batch {
 			rows[i] = row{b.ID, secrets.Name{Group: b.Group, Owner: b.OwnerID, Key: b.Key}, b.Value}
 		}
-		if err := do(ctx, rows); err != nil {
+		// A batch, once read, is finished even if ctx is cancelled, so that
+		// a run stops between batches and its counts are exact.
+		if err := do(context.WithoutCancel(ctx), rows); err != nil {
 			return stopped(after, done, err)
 		}
 
@@ -84,10 +86,27 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	}
 }
 
-// stopped says how far a run got before err stopped it.
+// StoppedError is the error of a Rotate or Verify that stopped before the
+// end of the table: the context was cancelled, or a query failed. It says
+// how far the run got; everything before that point is done, and running
+// again continues from there.
+type StoppedError struct {
+	Done    int64 // rows looked at in whole batches
+	AfterID int64 // the last id of the last whole batch
+	Err     error // the cause, such as context.Canceled
+}
+
+// Error returns "stopped after N rows, at id X; run again to continue: cause".
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("stopped after %d rows, at id %d; run again to continue: %v",
+		e.Done, e.AfterID, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StoppedError) Unwrap() error { return e.Err }
+
 func stopped(after, done int64, err error) error {
-	return fmt.Errorf("stopped after %d rows, at id %d; run again to continue: %w",
-		done, after, err)
+	return &StoppedError{Done: done, AfterID: after, Err: err}
 }
 
 // readIDs reads the rows with the given ids again; deleted ones are absent.

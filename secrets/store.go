@@ -88,7 +88,10 @@ func (s Store) Set(ctx context.Context, db DBTX, key string, value any) error {
 // does not open. It is one query; nothing is cached.
 func (s Store) GetJSON(ctx context.Context, db DBTX, key string) (json.RawMessage, error) {
 	n := s.Name(key)
-	if err := s.check(n, false); err != nil {
+	if err := s.checkRing(); err != nil {
+		return nil, &OpError{"get", n, err}
+	}
+	if err := n.validate(false); err != nil {
 		return nil, &OpError{"get", n, err}
 	}
 	stored, err := loadValue(ctx, db, n)
@@ -131,10 +134,10 @@ func GetAs[T any](ctx context.Context, s Store, db DBTX, key string) (T, error) 
 }
 
 // Delete removes the secret stored under key and reports whether there was
-// one.
+// one. It needs no keyring.
 func (s Store) Delete(ctx context.Context, db DBTX, key string) (bool, error) {
 	n := s.Name(key)
-	if err := s.check(n, false); err != nil {
+	if err := n.validate(false); err != nil {
 		return false, &OpError{"delete", n, err}
 	}
 	deleted, err := deleteValue(ctx, db, n)
@@ -145,10 +148,11 @@ func (s Store) Delete(ctx context.Context, db DBTX, key string) (bool, error) {
 }
 
 // List returns the secrets of this scope, by key, without their values.
-// Nothing is decrypted.
+// Nothing is decrypted, so it needs no keyring: Store{}.Group("users")
+// lists too.
 func (s Store) List(ctx context.Context, db DBTX) ([]Info, error) {
 	n := s.Name("")
-	if err := s.check(n, true); err != nil {
+	if err := n.validate(true); err != nil {
 		return nil, &OpError{"list", n, err}
 	}
 	infos, err := listScope(ctx, db, n)
@@ -207,16 +211,15 @@ func SetMany(ctx context.Context, db DBTX, ring *Keyring, entries []Entry) error
 	return nil
 }
 
-// check validates the keyring and the name before any SQL runs.
-func (s Store) check(n Name, scopeOnly bool) error {
-	if _, err := s.ring.usable(); err != nil {
-		return err
-	}
-	return n.validate(scopeOnly)
+// checkRing fails for a store without a usable keyring.
+func (s Store) checkRing() error {
+	_, err := s.ring.usable()
+	return err
 }
 
+// seal seals the JSON of value for n; Keyring.Seal validates n.
 func (s Store) seal(n Name, value any) (string, error) {
-	if err := s.check(n, false); err != nil {
+	if err := s.checkRing(); err != nil {
 		return "", err
 	}
 	pt, err := encodeValue(value)
