@@ -47,18 +47,28 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *file); err != nil {
+	pool, err := connect(ctx)
+	if err == nil {
+		defer pool.Close()
+		err = run(ctx, pool, *file, os.Stdout, os.Stderr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart: error:", err)
+		stop()
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, file string) error {
-	pool, err := connect(ctx)
-	if err != nil {
-		return err
+// run does the whole tour on pool, writing the summary to out and progress
+// lines to errOut.
+func run(ctx context.Context, pool *pgxpool.Pool, file string, out, errOut io.Writer) error {
+	progress := func(what string, done, total int64) {
+		if total < 0 {
+			fmt.Fprintf(errOut, "%s: %d\n", what, done)
+			return
+		}
+		fmt.Fprintf(errOut, "%s: %d/%d\n", what, done, total)
 	}
-	defer pool.Close()
 
 	// Two master keys: the one the secrets are first sealed with, and the
 	// one rotation moves them to. A real application reads SECRETS_KEY and
@@ -138,7 +148,7 @@ func run(ctx context.Context, file string) error {
 	}
 	step("read back with the new key only", n)
 
-	sum.print(os.Stdout)
+	sum.print(out)
 	return nil
 }
 
@@ -197,15 +207,6 @@ func compareAll(ctx context.Context, pool *pgxpool.Pool, ring *secrets.Keyring, 
 			return fmt.Errorf("line %d: %s reads back a different value", rec.Line, rec.Name)
 		}
 	}
-}
-
-// progress prints one line per report to standard error.
-func progress(what string, done, total int64) {
-	if total < 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d\n", what, done)
-		return
-	}
-	fmt.Fprintf(os.Stderr, "%s: %d/%d\n", what, done, total)
 }
 
 // summary collects the time and row count of each step.
