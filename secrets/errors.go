@@ -14,8 +14,11 @@ var (
 
 	// ErrWrongKey is returned when a stored value was sealed with a master
 	// key that is not in the keyring: the key id, or the legacy
-	// fingerprint, matches none of its keys.
-	ErrWrongKey = errors.New("sealed with a key that is not in the keyring")
+	// fingerprint, matches none of its keys. It also matches ErrIntegrity,
+	// so that one errors.Is(err, ErrIntegrity) catches every value that
+	// does not open; its own message points at the keyring, the usual
+	// cause being a previous key left out of SECRETS_PREVIOUS_KEYS.
+	ErrWrongKey error = wrongKeyError{}
 
 	// ErrIntegrity is returned when a stored value fails authentication:
 	// it was altered, truncated, corrupted or copied from another scope.
@@ -25,8 +28,9 @@ var (
 
 	// ErrInvalidArgument is returned, before any SQL runs, for a key or
 	// group that is empty, longer than 150 characters, not valid UTF-8 or
-	// holds NUL; a negative owner; a value that cannot be encoded as JSON
-	// or holds text that is not valid UTF-8; and a nil or zero keyring.
+	// holds NUL; a negative owner; a value that cannot be encoded as JSON,
+	// holds text that is not valid UTF-8, or is larger or deeper than
+	// MaxValueSize and MaxValueDepth; and a nil or zero keyring.
 	ErrInvalidArgument = errors.New("invalid argument")
 
 	// ErrInvalidKey is returned by NewKeyring and KeyringFromEnv
@@ -34,6 +38,13 @@ var (
 	// keyring that holds the same key twice. It never includes the key.
 	ErrInvalidKey = errors.New("invalid master key")
 )
+
+type wrongKeyError struct{}
+
+func (wrongKeyError) Error() string { return "sealed with a key that is not in the keyring" }
+
+// Is makes a wrong key match ErrIntegrity as well.
+func (wrongKeyError) Is(target error) bool { return target == ErrIntegrity }
 
 // OpError is the error that Store methods return. It names the operation,
 // the scope and the key, and wraps the cause; it never holds a value.

@@ -8,6 +8,17 @@ import (
 	"unicode/utf8"
 )
 
+// Limits on the values that Set and SetMany accept. Both are far above
+// what a secret needs and keep every stored value readable by Get.
+const (
+	// MaxValueSize is the largest JSON text of a value, in bytes.
+	MaxValueSize = 1 << 20
+
+	// MaxValueDepth is the deepest nesting of arrays and objects in a
+	// value.
+	MaxValueDepth = 1000
+)
+
 // encodeValue returns the JSON text of v. It refuses text that is not valid
 // UTF-8 rather than let encoding/json replace it, and its errors never
 // quote v.
@@ -19,6 +30,14 @@ func encodeValue(v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: value of type %T cannot be encoded as JSON", ErrInvalidArgument, v)
 	}
 	pt := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(pt) > MaxValueSize {
+		return nil, fmt.Errorf("%w: value is %d bytes of JSON, more than the maximum of %d",
+			ErrInvalidArgument, len(pt), MaxValueSize)
+	}
+	if d := depth(pt); d > MaxValueDepth {
+		return nil, fmt.Errorf("%w: value nests %d levels deep, more than the maximum of %d",
+			ErrInvalidArgument, d, MaxValueDepth)
+	}
 
 	// encoding/json passes the output of MarshalJSON and json.RawMessage
 	// through unchecked, and writes every invalid byte of a Go string as
@@ -28,6 +47,30 @@ func encodeValue(v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: value holds text that is not valid UTF-8", ErrInvalidArgument)
 	}
 	return pt, nil
+}
+
+// depth returns the deepest nesting of arrays and objects in valid JSON
+// text.
+func depth(js []byte) int {
+	d, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range js {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '[' || c == '{':
+			d++
+			deepest = max(deepest, d)
+		case c == ']' || c == '}':
+			d--
+		}
+	}
+	return deepest
 }
 
 // hasReplacementEscape reports whether JSON text holds the escape \ufffd,

@@ -3,8 +3,11 @@ package secrets
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
+
+func deep(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
 
 type Inner struct{ S string }
 
@@ -33,6 +36,11 @@ func TestEncodeValueRefusesInvalidUTF8(t *testing.T) {
 		{"embedded struct field", embedding{Inner: Inner{bad}}, ""},
 		{"pointer", &bad, ""},
 		{"raw message", json.RawMessage("\"\xff\""), ""},
+		{"deepest allowed", json.RawMessage(deep(MaxValueDepth)), deep(MaxValueDepth)},
+		{"too deep", json.RawMessage(deep(MaxValueDepth + 1)), ""},
+		{"brackets in strings do not nest", `[[{"`, `"[[{\""`},
+		{"largest allowed", strings.Repeat("a", MaxValueSize-2), `"` + strings.Repeat("a", MaxValueSize-2) + `"`},
+		{"too large", strings.Repeat("a", MaxValueSize-1), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := encodeValue(tc.v)
@@ -43,8 +51,18 @@ func TestEncodeValueRefusesInvalidUTF8(t *testing.T) {
 				return
 			}
 			if err != nil || string(got) != tc.want {
-				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+				t.Errorf("got %d bytes, %v; want %d bytes", len(got), err, len(tc.want))
 			}
 		})
+	}
+}
+
+func TestWrongKeyAlsoMatchesIntegrity(t *testing.T) {
+	err := &OpError{"get", Name{Group: "g", Key: "k"}, ErrWrongKey}
+	if !errors.Is(err, ErrWrongKey) || !errors.Is(err, ErrIntegrity) {
+		t.Errorf("a wrong key must match ErrWrongKey and ErrIntegrity")
+	}
+	if errors.Is(ErrIntegrity, ErrWrongKey) {
+		t.Errorf("an integrity failure must not match ErrWrongKey")
 	}
 }
