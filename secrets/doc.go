@@ -8,8 +8,9 @@
 //	ring, err := secrets.KeyringFromEnv() // SECRETS_KEY, SECRETS_PREVIOUS_KEYS
 //	store := secrets.New(ring)            // group "global", no owner
 //	err = store.Set(ctx, pool, "smtp_password", "hunter2")
-//	err = store.Model("users", 42).Set(ctx, pool, "api_token", token)
-//	token, err := secrets.GetAs[string](ctx, store.Model("users", 42), pool, "api_token")
+//	user := store.Model("users", 42)      // group "users", owner 42
+//	err = user.Set(ctx, pool, "api_token", "tok_123")
+//	token, err := secrets.GetAs[string](ctx, user, pool, "api_token")
 //
 // Values are any JSON that encoding/json can produce, and they come back
 // exactly: numbers keep every digit, a stored null is not a missing secret.

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 )
 
@@ -37,6 +38,11 @@ var (
 	// for a master key in none of the accepted encodings, and for a
 	// keyring that holds the same key twice. It never includes the key.
 	ErrInvalidKey = errors.New("invalid master key")
+
+	// ErrDuplicateKey is returned by NewKeyring and KeyringFromEnv for a
+	// key given twice, in the same encoding or another. It also matches
+	// ErrInvalidKey.
+	ErrDuplicateKey = fmt.Errorf("%w: the same key twice", ErrInvalidKey)
 )
 
 type wrongKeyError struct{}

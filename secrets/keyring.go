@@ -68,6 +68,9 @@ func GenerateKey() (string, error) {
 // base64, 64 hex characters, or a raw string of exactly 32 bytes. Its
 // errors state what it got, never the key.
 func parseKey(s string) ([]byte, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidKey)
+	}
 	if strings.TrimSpace(s) != s {
 		return nil, fmt.Errorf("%w: has leading or trailing whitespace", ErrInvalidKey)
 	}
@@ -145,7 +148,7 @@ func newKeyring(names, texts []string) (*Keyring, error) {
 			return nil, fmt.Errorf("%s: %w", names[i], err)
 		}
 		if first, dup := seen[k.ID()]; dup {
-			return nil, fmt.Errorf("%s: %w: the same key as %s", names[i], ErrInvalidKey, first)
+			return nil, fmt.Errorf("%s: %w: the same key as %s", names[i], ErrDuplicateKey, first)
 		}
 		seen[k.ID()] = names[i]
 		if i == 0 {

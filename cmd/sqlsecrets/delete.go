@@ -12,8 +12,8 @@ var deleteCommand = &command{
 	summary:  "remove a secret",
 	help: `Delete removes the secret stored under KEY in the scope of --group and
 --owner. Without --owner it removes only the secret that has no owner, never
-one of an owner's. It needs no SECRETS_KEY. It prints nothing when it succeeds; when there is no such
-secret, it says so and exits with status 3.
+one of an owner's. It needs no SECRETS_KEY. It prints nothing when it
+succeeds; when there is no such secret, it says so and exits with status 3.
 `,
 	run: runDelete,
 }

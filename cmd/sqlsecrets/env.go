@@ -53,6 +53,14 @@ func keyring() (*secrets.Keyring, error) {
 		}
 	}
 	ring, err := secrets.KeyringFromEnv()
+	if errors.Is(err, secrets.ErrDuplicateKey) {
+		return nil, &exitError{
+			code: exitUsage,
+			err:  err,
+			hint: "each key goes in once: " + secrets.EnvPreviousKeys +
+				" holds only keys other than " + secrets.EnvKey,
+		}
+	}
 	if err != nil {
 		return nil, &exitError{
 			code: exitUsage,

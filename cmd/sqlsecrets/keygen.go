@@ -16,7 +16,7 @@ random source, as "base64:" and the bytes in standard base64, followed by a
 newline. Put it in SECRETS_KEY; to move existing secrets to it, put the old
 key in SECRETS_PREVIOUS_KEYS and run 'sqlsecrets rotate'.
 
-Keygen needs no database and reads no environment. The key goes to standard
+Keygen needs no database and no key variable. The key goes to standard
 output only: store it where the application's other secrets live, since
 whoever holds it can read every secret, and losing it loses them all.
 `,

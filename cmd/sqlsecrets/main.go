@@ -190,7 +190,8 @@ func (c *cli) flagSet() *flag.FlagSet {
 // current command.
 func (c *cli) commandHelp(w io.Writer, fs *flag.FlagSet) {
 	cmd := c.cmd
-	fmt.Fprintf(w, "usage: sqlsecrets %s %s\n\n%s", cmd.name, cmd.synopsis, cmd.help)
+	usage := strings.TrimSpace("sqlsecrets " + cmd.name + " " + cmd.synopsis)
+	fmt.Fprintf(w, "usage: %s\n\n%s", usage, cmd.help)
 	hasFlags := false
 	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
@@ -227,7 +228,10 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, what string) ([]string, err
 	if err != nil {
 		msg := err.Error()
 		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-			msg = "unknown flag --" + name
+			msg = fmt.Sprintf("unknown flag %q", "--"+name)
+		}
+		if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+			msg = fmt.Sprintf("flag %q needs a value", "--"+name)
 		}
 		return nil, usageError(msg, c.helpHint())
 	}
@@ -242,8 +246,8 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, what string) ([]string, err
 				what = "the arguments"
 			}
 			return nil, usageError(fmt.Sprintf("flag %q after %s", flagName(a), what),
-				fmt.Sprintf("flags go before %s: sqlsecrets %s %s", what, c.cmd.name,
-					c.cmd.synopsis))
+				fmt.Sprintf("flags go before %s: sqlsecrets %s %s; for a value that "+
+					"starts with '-', put -- before %s", what, c.cmd.name, c.cmd.synopsis, what))
 		}
 	}
 	return rest, nil

@@ -17,7 +17,7 @@ func TestHelp(t *testing.T) {
 			{"help", cmd.name},
 		} {
 			r := run(t, env{}, "", args...)
-			want := "usage: sqlsecrets " + cmd.name + " "
+			want := strings.TrimSpace("usage: sqlsecrets " + cmd.name + " " + cmd.synopsis)
 			if r.Code != 0 || !strings.HasPrefix(r.Stdout, want) || r.Stderr != "" {
 				t.Errorf("sqlsecrets %s: exit %d, stdout starts %q, stderr %q; want exit 0 "+
 					"and a usage on stdout only", strings.Join(args, " "), r.Code,
@@ -71,10 +71,15 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown command", e, "", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"flag before command", e, "", []string{"--group", "x"}, 2, "unknown flag"},
-		{"unknown flag", e, "", []string{"get", "--bogus", "k"}, 2, "unknown flag --bogus"},
+		{"unknown flag", e, "", []string{"get", "--bogus", "k"}, 2, `unknown flag "--bogus"`},
 		{"unknown flag value not shown", e, "", []string{"set", "--value=xyz", "k"}, 2,
-			"unknown flag --value"},
+			`unknown flag "--value"`},
 		{"owner -1", e, "", []string{"get", "--owner", "-1", "k"}, 2, `invalid --owner "-1"`},
+		{"owner without value", e, "", []string{"get", "--owner"}, 2, `flag "--owner" needs a value`},
+		{"previous key equal to current", env{url: e.url, key: keyOld, previous: keyOld}, "",
+			[]string{"get", "k"}, 2, "each key goes in once"},
+		{"value starting with a dash", e, "", []string{"set", "--string", "k", "--x"}, 2,
+			"put -- before KEY"},
 		{"owner abc", e, "", []string{"get", "--owner", "abc", "k"}, 2, `invalid --owner "abc"`},
 		{"owner empty", e, "", []string{"set", "--owner=", "k", "1"}, 2, "invalid --owner"},
 		{"owner +1", e, "", []string{"delete", "--owner", "+1", "k"}, 2, "invalid --owner"},
