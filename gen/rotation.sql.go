@@ -99,6 +99,12 @@ func (q *Queries) ReadByIDs(ctx context.Context, ids []int64) ([]ReadByIDsRow, e
 }
 
 const swapValues = `-- name: SwapValues :many
+WITH locked AS (
+    SELECT id FROM secrets
+    WHERE id = ANY($1::bigint[])
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
 UPDATE secrets AS s SET value = u.new_value
 FROM (
     SELECT
@@ -106,6 +112,7 @@ FROM (
         unnest($2::text[]) AS old_value,
         unnest($3::text[]) AS new_value
 ) AS u
+JOIN locked ON locked.id = u.id
 WHERE s.id = u.id AND s.value = u.old_value
 RETURNING s.id
 `
@@ -118,7 +125,9 @@ type SwapValuesParams struct {
 
 // SwapValues replaces each row's value only where it still holds the old
 // value, and returns the ids it replaced. A row written in between keeps
-// the newer value and is missing from the result.
+// the newer value and is missing from the result. So is a row that another
+// transaction holds locked: the statement never waits for a lock, so it
+// cannot deadlock with an application's writes.
 func (q *Queries) SwapValues(ctx context.Context, arg SwapValuesParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, swapValues, arg.IDs, arg.OldValues, arg.NewValues)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 
 	"github.com/sqlsecrets/sqlsecrets/secrets"
@@ -27,15 +28,33 @@ import (
 // Options.BatchSize is 0.
 const DefaultBatchSize = 500
 
+// MaxBatchSize is the largest Options.BatchSize accepted.
+const MaxBatchSize = 50_000
+
 // MaxLineSize is the longest line Reader accepts, in bytes.
 const MaxLineSize = 16 << 20
 
-// Record is one secret read from a line.
+// Record is one secret read from a line. Like secrets.Entry, it hides its
+// value in every fmt verb and in slog.
 type Record struct {
 	Line  int // counting from 1
 	Name  secrets.Name
 	Value json.RawMessage
 }
+
+// String returns the line, the name and a placeholder for the value.
+func (r Record) String() string {
+	return "importer.Record{line " + strconv.Itoa(r.Line) + ", " + r.Name.String() + ", value redacted}"
+}
+
+// GoString is String.
+func (r Record) GoString() string { return r.String() }
+
+// Format prints String for every verb.
+func (r Record) Format(f fmt.State, _ rune) { io.WriteString(f, r.String()) }
+
+// LogValue is String, for log/slog.
+func (r Record) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // LineError is a line that could not be read. It does not quote the line.
 type LineError struct {
@@ -65,14 +84,6 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{sc: sc}
 }
 
-// line is the shape of one input line.
-type line struct {
-	Group *string         `json:"group"`
-	Owner json.RawMessage `json:"owner"`
-	Key   *string         `json:"key"`
-	Value json.RawMessage `json:"value"`
-}
-
 // Next returns the next record, or io.EOF after the last one. A bad line is
 // a *LineError matching ErrBadLine, and the Reader can go on past it; any
 // other error, such as a line longer than MaxLineSize, ends the input.
@@ -99,32 +110,78 @@ func (r *Reader) Next() (Record, error) {
 	return Record{}, io.EOF
 }
 
+// parseLine reads one object with the members group, owner, key and value,
+// spelled exactly so, each at most once.
 func parseLine(text []byte) (Record, error) {
-	var l line
 	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil || dec.More() {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return Record{}, ErrBadLine
 	}
-	if l.Key == nil {
-		return Record{}, fmt.Errorf("%w: key is missing", ErrBadLine)
+	members := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		name, isName := tok.(string)
+		if err != nil || !isName {
+			return Record{}, ErrBadLine
+		}
+		switch name {
+		case "group", "owner", "key", "value":
+		default:
+			return Record{}, fmt.Errorf("%w: unknown member (only group, owner, key, value)", ErrBadLine)
+		}
+		if _, dup := members[name]; dup {
+			return Record{}, fmt.Errorf("%w: %s given twice", ErrBadLine, name)
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return Record{}, ErrBadLine
+		}
+		members[name] = v
 	}
-	if l.Value == nil {
-		return Record{}, fmt.Errorf("%w: value is missing", ErrBadLine)
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return Record{}, ErrBadLine
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Record{}, fmt.Errorf("%w: more after the object", ErrBadLine)
+	}
+	return record(members)
+}
 
-	n := secrets.Name{Group: secrets.DefaultGroup, Key: *l.Key}
-	if l.Group != nil {
-		n.Group = *l.Group
+// record checks the members of a line and makes its Record.
+func record(m map[string]json.RawMessage) (Record, error) {
+	n := secrets.Name{Group: secrets.DefaultGroup}
+	if err := stringMember(m, "key", &n.Key); err != nil {
+		return Record{}, err
 	}
-	if len(l.Owner) > 0 && string(l.Owner) != "null" {
-		id, err := strconv.ParseInt(string(l.Owner), 10, 64)
+	if _, ok := m["group"]; ok {
+		if err := stringMember(m, "group", &n.Group); err != nil {
+			return Record{}, err
+		}
+	}
+	if raw, ok := m["owner"]; ok && string(raw) != "null" {
+		id, err := strconv.ParseInt(string(raw), 10, 64)
 		if err != nil {
 			return Record{}, fmt.Errorf("%w: owner is not a whole number", ErrBadLine)
 		}
 		n.Owner = &id
 	}
-	return Record{Name: n, Value: l.Value}, nil
+	value, ok := m["value"]
+	if !ok {
+		return Record{}, fmt.Errorf("%w: value is missing", ErrBadLine)
+	}
+	return Record{Name: n, Value: value}, nil
+}
+
+// stringMember decodes the member name of m, which must be a JSON string.
+func stringMember(m map[string]json.RawMessage, name string, dst *string) error {
+	raw, ok := m[name]
+	if !ok {
+		return fmt.Errorf("%w: %s is missing", ErrBadLine, name)
+	}
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
+		return fmt.Errorf("%w: %s is not a string", ErrBadLine, name)
+	}
+	return nil
 }
 
 // Options tune Import. The zero value is ready to use.
@@ -145,8 +202,9 @@ type Options struct {
 // line and says how many records were written.
 func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Reader,
 	opts Options) (int64, error) {
-	if opts.BatchSize < 0 {
-		return 0, fmt.Errorf("import: negative batch size %d", opts.BatchSize)
+	if opts.BatchSize < 0 || opts.BatchSize > MaxBatchSize {
+		return 0, fmt.Errorf("import: %w: batch size %d is not within 1 to %d",
+			secrets.ErrInvalidArgument, opts.BatchSize, MaxBatchSize)
 	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = DefaultBatchSize
@@ -154,8 +212,8 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 
 	in := NewReader(r)
 	var written int64
-	batch := make([]secrets.Entry, 0, opts.BatchSize)
-	lines := make([]int, 0, opts.BatchSize)
+	var batch []secrets.Entry
+	var lines []int
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil

@@ -14,8 +14,16 @@ ORDER BY id;
 
 -- SwapValues replaces each row's value only where it still holds the old
 -- value, and returns the ids it replaced. A row written in between keeps
--- the newer value and is missing from the result.
+-- the newer value and is missing from the result. So is a row that another
+-- transaction holds locked: the statement never waits for a lock, so it
+-- cannot deadlock with an application's writes.
 -- name: SwapValues :many
+WITH locked AS (
+    SELECT id FROM secrets
+    WHERE id = ANY(sqlc.arg(ids)::bigint[])
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
 UPDATE secrets AS s SET value = u.new_value
 FROM (
     SELECT
@@ -23,5 +31,6 @@ FROM (
         unnest(sqlc.arg(old_values)::text[]) AS old_value,
         unnest(sqlc.arg(new_values)::text[]) AS new_value
 ) AS u
+JOIN locked ON locked.id = u.id
 WHERE s.id = u.id AND s.value = u.old_value
 RETURNING s.id;

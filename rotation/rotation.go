@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sqlsecrets/sqlsecrets/gen"
 	"github.com/sqlsecrets/sqlsecrets/secrets"
@@ -28,6 +29,9 @@ import (
 // Options.BatchSize is 0.
 const DefaultBatchSize = 500
 
+// MaxBatchSize is the largest Options.BatchSize accepted.
+const MaxBatchSize = 50_000
+
 // DefaultMaxFailures is how many failures a Result or Report lists when
 // Options.MaxFailures is 0. Failed rows past it are counted, not listed.
 const DefaultMaxFailures = 1000
@@ -36,10 +40,10 @@ const DefaultMaxFailures = 1000
 // written concurrently before it reports the row as failed.
 const maxAttempts = 5
 
-// ErrChanged is the cause recorded for a row that was written by someone
-// else on every attempt to rotate it. Running the rotation again picks it
-// up.
-var ErrChanged = errors.New("row kept changing during rotation; run again")
+// ErrChanged is the cause recorded for a row that was written, or held
+// locked, by someone else on every attempt to rotate it. Running the
+// rotation again picks it up.
+var ErrChanged = errors.New("row kept changing or stayed locked during rotation; run again")
 
 // Options tune Rotate and Verify. The zero value is ready to use.
 type Options struct {
@@ -90,9 +94,13 @@ type Result struct {
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.BatchSize < 0 || o.MaxFailures < 0 {
-		return o, fmt.Errorf("rotation: negative batch size %d or max failures %d",
-			o.BatchSize, o.MaxFailures)
+	if o.BatchSize < 0 || o.BatchSize > MaxBatchSize {
+		return o, fmt.Errorf("rotation: %w: batch size %d is not within 1 to %d",
+			secrets.ErrInvalidArgument, o.BatchSize, MaxBatchSize)
+	}
+	if o.MaxFailures < 0 {
+		return o, fmt.Errorf("rotation: %w: negative max failures %d",
+			secrets.ErrInvalidArgument, o.MaxFailures)
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = DefaultBatchSize
@@ -168,6 +176,8 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row) error 
 			return nil
 		}
 
+		// Give a writer that holds the row a moment to finish.
+		time.Sleep(time.Duration(attempt*attempt) * 10 * time.Millisecond)
 		rows, err = readIDs(ctx, db, missed)
 		if err != nil {
 			return err

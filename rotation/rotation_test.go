@@ -34,12 +34,12 @@ func ring(t *testing.T, current string, previous ...string) *secrets.Keyring {
 	return r
 }
 
-// seed writes n secrets under ring, spread over scopes, and returns the
-// value each name should hold.
+// seed writes n secrets under ring, spread over scopes, one by one so
+// that ids follow the order token.0, token.1, ..., and returns the value
+// each name should hold.
 func seed(t *testing.T, pool *pgxpool.Pool, r *secrets.Keyring, n int) map[string]string {
 	t.Helper()
 	want := make(map[string]string, n)
-	var entries []secrets.Entry
 	for i := range n {
 		name := secrets.Name{Group: "users", Key: fmt.Sprintf("token.%d", i)}
 		if i%3 != 0 {
@@ -47,11 +47,11 @@ func seed(t *testing.T, pool *pgxpool.Pool, r *secrets.Keyring, n int) map[strin
 			name.Owner = &owner
 		}
 		v := fmt.Sprintf("value-%d", i)
-		entries = append(entries, secrets.Entry{Name: name, Value: v})
+		err := secrets.SetMany(context.Background(), pool, r, []secrets.Entry{{Name: name, Value: v}})
+		if err != nil {
+			t.Fatalf("seed: %v", err)
+		}
 		want[name.String()] = v
-	}
-	if err := secrets.SetMany(context.Background(), pool, r, entries); err != nil {
-		t.Fatalf("seed: %v", err)
 	}
 	return want
 }
@@ -475,5 +475,37 @@ func TestCancelDuringWriteFinishesTheBatch(t *testing.T) {
 	rep, err := rotation.Verify(context.Background(), pool, ring(t, keyB, keyA), rotation.Options{})
 	if err != nil || rep.Current != 4 || rep.Previous != 6 {
 		t.Errorf("verify: %+v, %v; want 4 current, 6 previous", rep, err)
+	}
+}
+
+// Rows in the PHP original's format are rotated to v1 only with legacy
+// reads on; Verify counts them until none is left.
+func TestRotateUpgradesLegacyRows(t *testing.T) {
+	_, pool := pgtest.Migrated(t)
+	ctx := context.Background()
+	// A value the PHP original wrote for "secret123" under keyA.
+	const php = "M2JhM2Y1ZjQzYjkyNjAyNjgzYzE5YWVlNjJhMjAzNDJiMDg0ZGQ1OTcxZGRkMzM4MDhkODFhMzI4ODc5YTU0NzbavpNMXYbeBiCkxLN1CH4zRFNVMFZlM2VNdlRmWWpZVi9yaGJBPT0="
+	phpKey := "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	if _, err := pool.Exec(ctx, `INSERT INTO secrets (key, value) VALUES ('old', $1)`, php); err != nil {
+		t.Fatal(err)
+	}
+
+	strict := ring(t, keyB, phpKey)
+	rep, err := rotation.Verify(ctx, pool, strict, rotation.Options{})
+	if err != nil || rep.Unreadable != 1 || !errors.Is(rep.Failures[0].Err, secrets.ErrLegacyFormat) {
+		t.Fatalf("verify without legacy reads: %+v, %v; want the row unreadable as legacy", rep, err)
+	}
+
+	lenient := strict.WithLegacyReads()
+	rep, err = rotation.Verify(ctx, pool, lenient, rotation.Options{})
+	if err != nil || rep.Previous != 1 || rep.Legacy != 1 {
+		t.Fatalf("verify with legacy reads: %+v, %v; want 1 previous, 1 legacy", rep, err)
+	}
+	if res, err := rotation.Rotate(ctx, pool, lenient, rotation.Options{}); err != nil || res.Rotated != 1 {
+		t.Fatalf("rotate: %+v, %v; want 1 rotated", res, err)
+	}
+	got, err := secrets.GetAs[string](ctx, secrets.New(ring(t, keyB)), pool, "old")
+	if err != nil || got != "secret123" {
+		t.Errorf("after rotation the row does not read back under the new key alone (err %v)", err)
 	}
 }

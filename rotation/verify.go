@@ -17,6 +17,11 @@ type Report struct {
 	// they are readable, and Rotate would move them.
 	Previous int64
 
+	// Legacy rows, counted in Previous too, are in the PHP original's
+	// format and opened only because the ring reads it; turn legacy reads
+	// off once this is 0.
+	Legacy int64
+
 	// Unreadable rows open with no key of the ring: sealed with a key the
 	// ring lacks, or altered. Failures lists them.
 	Unreadable int64
@@ -29,6 +34,7 @@ type Report struct {
 func Verify(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 	opts Options) (Report, error) {
 	var t tally
+	var legacy int64
 	err := walk(ctx, db, ring, opts, &t, func(_ context.Context, rows []row) error {
 		for _, rw := range rows {
 			pt, current, err := ring.Open(rw.name, rw.value)
@@ -40,12 +46,15 @@ func Verify(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 				t.a++
 			default:
 				t.b++
+				if secrets.IsLegacy(rw.value) {
+					legacy++
+				}
 			}
 		}
 		return nil
 	})
 	return Report{
-		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b,
+		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b, Legacy: legacy,
 		Unreadable: t.failed, Failures: t.failures,
 	}, err
 }

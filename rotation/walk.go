@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/sqlsecrets/sqlsecrets/gen"
 	"github.com/sqlsecrets/sqlsecrets/secrets"
@@ -44,13 +45,18 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	}
 	t.max = opts.MaxFailures
 
+	// The cursor starts below every id: an adopted table may hold ids of
+	// 0 or less. (Only a row with the smallest bigint itself is out of
+	// reach; no identity column produces it.)
+	var after int64 = math.MinInt64
+	var done int64
+
 	q := gen.New(db)
 	total, err := q.CountSecrets(ctx)
 	if err != nil {
-		return fmt.Errorf("count rows: %w", err)
+		return stopped(after, done, fmt.Errorf("count rows: %w", err))
 	}
 
-	var after, done int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return stopped(after, done, err)
@@ -92,12 +98,15 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 // again continues from there.
 type StoppedError struct {
 	Done    int64 // rows looked at in whole batches
-	AfterID int64 // the last id of the last whole batch
+	AfterID int64 // the last id of the last whole batch; math.MinInt64 before the first
 	Err     error // the cause, such as context.Canceled
 }
 
 // Error returns "stopped after N rows, at id X; run again to continue: cause".
 func (e *StoppedError) Error() string {
+	if e.Done == 0 {
+		return fmt.Sprintf("stopped before the first batch; run again: %v", e.Err)
+	}
 	return fmt.Sprintf("stopped after %d rows, at id %d; run again to continue: %v",
 		e.Done, e.AfterID, e.Err)
 }

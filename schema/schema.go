@@ -74,7 +74,9 @@ func Up(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
 }
 
 // Down rolls back the most recent migration. Rolling back the first one
-// drops the secrets table and every secret in it.
+// drops the secrets table, so it refuses while the table holds any secret,
+// unless the connection's session setting sqlsecrets.allow_drop is on (for
+// pgx, RuntimeParams["sqlsecrets.allow_drop"] = "on").
 func Down(ctx context.Context, db *sql.DB) (*goose.MigrationResult, error) {
 	p, err := NewProvider(db)
 	if err != nil {

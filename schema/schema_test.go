@@ -6,10 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -204,5 +206,71 @@ func TestTableConstraints(t *testing.T) {
 	}
 	if _, err := pool.Exec(ctx, ins, 0); err != nil {
 		t.Errorf("owner 0 beside the global row: %v", err)
+	}
+}
+
+// Rolling back refuses to drop a table that holds secrets, unless the
+// session setting sqlsecrets.allow_drop is on.
+func TestDownRefusesWhileSecretsRemain(t *testing.T) {
+	url, pool := pgtest.Migrated(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO secrets (key, value) VALUES ('k', 'v')`); err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	if _, err := schema.Down(ctx, db); err == nil ||
+		!strings.Contains(err.Error(), "holds secrets") {
+		t.Fatalf("down with a secret in the table: %v; want a refusal", err)
+	}
+	if diff := cmp.Diff([]string{"secrets", schema.VersionTable}, tables(t, pool)); diff != "" {
+		t.Errorf("tables after a refused down (-want +got):\n%s", diff)
+	}
+
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["sqlsecrets.allow_drop"] = "on"
+	forced, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forced.Close()
+	fdb := stdlib.OpenDBFromPool(forced)
+	defer fdb.Close()
+	if _, err := schema.Down(ctx, fdb); err != nil {
+		t.Fatalf("down with sqlsecrets.allow_drop on: %v", err)
+	}
+}
+
+// A database whose encoding is not UTF8 is refused: it would count name
+// lengths in bytes and could cut names short.
+func TestUpRefusesNonUTF8Database(t *testing.T) {
+	base := pgtest.BaseURL(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := pgtest.SchemaName(t.Name())
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+name+
+		" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+	if err != nil {
+		t.Fatalf("creating a SQL_ASCII database: %v", err)
+	}
+	defer admin.Exec(ctx, "DROP DATABASE "+name)
+
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = name
+	db := stdlib.OpenDB(*cfg)
+	_, err = schema.Up(ctx, db)
+	db.Close()
+	if err == nil || !strings.Contains(err.Error(), "UTF8") {
+		t.Fatalf("up on a SQL_ASCII database: %v; want a refusal naming UTF8", err)
 	}
 }

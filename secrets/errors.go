@@ -21,6 +21,12 @@ var (
 	// cause being a previous key left out of SECRETS_PREVIOUS_KEYS.
 	ErrWrongKey error = wrongKeyError{}
 
+	// ErrLegacyFormat is returned for a value in the PHP original's format
+	// when the keyring does not read that format (see
+	// Keyring.WithLegacyReads). Such values carry no MAC, so they are not
+	// trusted by default. It also matches ErrIntegrity.
+	ErrLegacyFormat error = legacyError{}
+
 	// ErrIntegrity is returned when a stored value fails authentication:
 	// it was altered, truncated, corrupted or copied from another scope.
 	// Every such case is this one error; it does not say which check
@@ -52,6 +58,15 @@ func (wrongKeyError) Error() string { return "sealed with a key that is not in t
 // Is makes a wrong key match ErrIntegrity as well.
 func (wrongKeyError) Is(target error) bool { return target == ErrIntegrity }
 
+type legacyError struct{}
+
+func (legacyError) Error() string {
+	return "value in the PHP original's format, which has no MAC; it opens only with legacy reads on"
+}
+
+// Is makes a legacy value match ErrIntegrity as well.
+func (legacyError) Is(target error) bool { return target == ErrIntegrity }
+
 // OpError is the error that Store methods return. It names the operation,
 // the scope and the key, and wraps the cause; it never holds a value.
 type OpError struct {
@@ -64,7 +79,7 @@ type OpError struct {
 func (e *OpError) Error() string {
 	s := e.Op + " " + e.Name.Scope()
 	if e.Name.Key != "" {
-		s += " " + strconv.Quote(e.Name.Key)
+		s += " " + strconv.QuoteToASCII(e.Name.Key)
 	}
 	return s + ": " + e.Err.Error()
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/sqlsecrets/sqlsecrets/internal/envelope"
@@ -18,6 +19,10 @@ import (
 const (
 	EnvKey          = "SECRETS_KEY"
 	EnvPreviousKeys = "SECRETS_PREVIOUS_KEYS"
+
+	// EnvReadLegacy, set to true, makes the keyring open values in the PHP
+	// original's format as well; see Keyring.WithLegacyReads.
+	EnvReadLegacy = "SECRETS_READ_LEGACY"
 )
 
 // Keyring holds the master keys: the current key, which seals every write,
@@ -32,6 +37,9 @@ type Keyring struct {
 	// methods of a Keyring held in another struct's unexported field,
 	// prints an address there rather than key-derived bytes.
 	keys *keys
+
+	// legacy makes Open read the PHP original's format.
+	legacy bool
 }
 
 type keys struct {
@@ -112,9 +120,25 @@ func NewKeyring(current string, previous ...string) (*Keyring, error) {
 }
 
 // KeyringFromEnv builds a keyring from SECRETS_KEY (required) and
-// SECRETS_PREVIOUS_KEYS (optional, comma-separated). Errors name the
-// variable and the position of the bad entry, never the key.
+// SECRETS_PREVIOUS_KEYS (optional, comma-separated), with legacy reads
+// when SECRETS_READ_LEGACY is true. Errors name the variable and the
+// position of the bad entry, never the key.
 func KeyringFromEnv() (*Keyring, error) {
+	legacy := false
+	if v := os.Getenv(EnvReadLegacy); v != "" {
+		var err error
+		if legacy, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("%s: %w: want true or false", EnvReadLegacy, ErrInvalidArgument)
+		}
+	}
+	r, err := keyringFromEnv()
+	if err != nil || !legacy {
+		return r, err
+	}
+	return r.WithLegacyReads(), nil
+}
+
+func keyringFromEnv() (*Keyring, error) {
 	current, ok := os.LookupEnv(EnvKey)
 	if !ok || current == "" {
 		return nil, fmt.Errorf("%s is not set: %w", EnvKey, ErrInvalidKey)
@@ -160,6 +184,22 @@ func newKeyring(names, texts []string) (*Keyring, error) {
 	return &Keyring{keys: r}, nil
 }
 
+// WithLegacyReads returns a keyring like r that also opens values written
+// by the PHP original, so that an adopted table can be read and rotated to
+// the v1 format. Those values carry no MAC and no scope: whoever can write
+// to the table can swap them between rows or alter them undetected while
+// legacy reads are on. Turn them on to migrate, rotate, check with
+// rotation.Verify that no legacy row is left, and turn them off.
+func (r *Keyring) WithLegacyReads() *Keyring {
+	c := *r
+	c.legacy = true
+	return &c
+}
+
+// IsLegacy reports whether a stored value is in the PHP original's format
+// rather than v1. It looks at the format only; it does not open the value.
+func IsLegacy(stored string) bool { return !strings.HasPrefix(stored, envelope.Prefix) }
+
 // Len returns how many keys the ring holds, the current one included.
 func (r Keyring) Len() int {
 	if r.keys == nil {
@@ -185,8 +225,10 @@ func (r *Keyring) Seal(n Name, plaintext []byte) (string, error) {
 // Open authenticates and decrypts the stored value of the secret n and
 // returns its JSON text. current reports whether the value is sealed in
 // the v1 format with the current key, so that it needs no rotation. The
-// error is ErrWrongKey when no key of the ring sealed it, and
-// ErrIntegrity for anything altered, truncated or moved.
+// error is ErrWrongKey when no key of the ring sealed it, ErrLegacyFormat
+// for a value in the PHP original's format without legacy reads, and
+// ErrIntegrity for anything altered, truncated or moved; all three match
+// ErrIntegrity.
 func (r *Keyring) Open(n Name, stored string) (plaintext []byte, current bool, err error) {
 	ks, err := r.usable()
 	if err != nil {
@@ -211,6 +253,9 @@ func (r *Keyring) Open(n Name, stored string) (plaintext []byte, current bool, e
 	l, err := envelope.ParseLegacy(stored)
 	if err != nil {
 		return nil, false, ErrIntegrity
+	}
+	if !r.legacy {
+		return nil, false, ErrLegacyFormat
 	}
 	k := ks.byLegacy[l.ID]
 	if k == nil {

@@ -25,12 +25,10 @@ type lightpackVector struct {
 	Ciphertext    string `json:"ciphertext"`
 }
 
-// lightpackVectorFiles are where the vectors may be, relative to this
-// package: the project's testdata, then the shared data folder beside the
-// project (DESIGN.md, "Legacy envelope").
+// lightpackVectorFiles are where the vectors are, relative to this
+// package: the project's testdata.
 var lightpackVectorFiles = []string{
 	"../testdata/lightpack-vectors.json",
-	"../../shared/data/lightpack-vectors.json",
 }
 
 func loadLightpackVectors(t *testing.T) []lightpackVector {
@@ -95,7 +93,7 @@ func TestLegacyVectorsReadBack(t *testing.T) {
 		return s
 	}
 	for i, v := range vectors {
-		s := scope(newRing(t, v.Key), i)
+		s := scope(legacyRing(t, v.Key), i)
 		want := decodeJSON(t, v.Name+" plaintext_json", []byte(v.PlaintextJSON))
 
 		raw, err := s.GetJSON(ctx, pool, v.Name)
@@ -113,7 +111,7 @@ func TestLegacyVectorsReadBack(t *testing.T) {
 
 		// The legacy key as a previous key reads it too, and the value is
 		// reported as needing rotation.
-		ring := newRing(t, hexKey, v.Key)
+		ring := legacyRing(t, hexKey, v.Key)
 		raw, err = scope(ring, i).GetJSON(ctx, pool, v.Name)
 		if err != nil {
 			t.Errorf("%s: GetJSON with the legacy key as previous key: %v", v.Name, err)
@@ -134,7 +132,7 @@ func TestLegacyUnicodeVectorDecodesEscapes(t *testing.T) {
 			continue
 		}
 		insertRaw(t, pool, "legacy", nil, v.Name, v.Ciphertext)
-		got, err := secrets.GetAs[string](t.Context(), secrets.New(newRing(t, v.Key)).Group("legacy"),
+		got, err := secrets.GetAs[string](t.Context(), secrets.New(legacyRing(t, v.Key)).Group("legacy"),
 			pool, v.Name)
 		if err != nil || got != "p\u00e4ssw\u00f6rd/\u2713 \"q\"" {
 			t.Errorf("%s: value differs or error: %v", v.Name, err)
@@ -149,7 +147,7 @@ func TestLegacyUnderUnknownKeyIsWrongKey(t *testing.T) {
 	ctx := t.Context()
 	for _, v := range loadLightpackVectors(t) {
 		insertRaw(t, pool, "legacy", nil, v.Name, v.Ciphertext)
-		for _, ring := range []*secrets.Keyring{newRing(t, hexKey), newRing(t, hexKey, b64Key)} {
+		for _, ring := range []*secrets.Keyring{legacyRing(t, hexKey), legacyRing(t, hexKey, b64Key)} {
 			got, err := secrets.New(ring).Group("legacy").Get(ctx, pool, v.Name)
 			wantErr(t, v.Name+" without its key", err, secrets.ErrWrongKey)
 			if got != nil {
@@ -232,7 +230,7 @@ func TestLegacyCorruptedIsIntegrity(t *testing.T) {
 		for _, tc := range cases {
 			key := v.Name + ": " + tc.name
 			insertRaw(t, pool, "legacy", nil, key, tc.value)
-			got, err := secrets.New(newRing(t, v.Key)).Group("legacy").Get(ctx, pool, key)
+			got, err := secrets.New(legacyRing(t, v.Key)).Group("legacy").Get(ctx, pool, key)
 			wantErr(t, key, err, tc.want)
 			if got != nil {
 				t.Errorf("%s: Get returned a value with the error", key)
@@ -246,7 +244,7 @@ func TestLegacyWrittenHereReadsBack(t *testing.T) {
 	ctx := t.Context()
 	key := []byte(rawKey)
 	iv := []byte("0123456789abcdef")
-	s := secrets.New(newRing(t, rawKey)).Group("legacy")
+	s := secrets.New(legacyRing(t, rawKey)).Group("legacy")
 
 	for _, tc := range []struct {
 		name      string
@@ -273,6 +271,31 @@ func TestLegacyWrittenHereReadsBack(t *testing.T) {
 		want := decodeJSON(t, tc.name, []byte(tc.plaintext))
 		if got := decodeJSON(t, tc.name+" read back", raw); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: value differs", tc.name)
+		}
+	}
+}
+
+// legacyRing is newRing with legacy reads on.
+func legacyRing(t *testing.T, current string, previous ...string) *secrets.Keyring {
+	t.Helper()
+	return newRing(t, current, previous...).WithLegacyReads()
+}
+
+// Without legacy reads, a value in the PHP original's format does not
+// open at all, even under a key of the ring: it has no MAC, so it could
+// have been swapped in from another row.
+func TestLegacyNeedsLegacyReads(t *testing.T) {
+	pool := newDB(t)
+	ctx := t.Context()
+	for _, v := range loadLightpackVectors(t) {
+		s := secrets.New(newRing(t, v.Key)).Group("legacy")
+		insertRaw(t, pool, "legacy", nil, v.Name, v.Ciphertext)
+		_, err := s.GetJSON(ctx, pool, v.Name)
+		if !errors.Is(err, secrets.ErrLegacyFormat) || !errors.Is(err, secrets.ErrIntegrity) {
+			t.Errorf("%s without legacy reads: err %v; want ErrLegacyFormat", v.Name, err)
+		}
+		if !secrets.IsLegacy(v.Ciphertext) {
+			t.Errorf("%s: IsLegacy is false", v.Name)
 		}
 	}
 }

@@ -1,10 +1,10 @@
 package secrets
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/sqlsecrets/sqlsecrets/internal/envelope"
@@ -24,13 +24,14 @@ type Name struct {
 }
 
 // Scope returns the group and owner as text: "users/42", or "global" for a
-// secret with no owner. A group with other characters than letters,
-// digits, '_', '-', '.' and ':' is quoted, so that the text reads one way
-// only and cannot break a log line.
+// secret with no owner. A group with other characters than ASCII letters,
+// digits, '_', '-', '.' and ':' is quoted with non-ASCII escaped, so that
+// two different names never read the same (café composed or decomposed,
+// say) and no name can break a log line.
 func (n Name) Scope() string {
 	g := n.Group
 	if strings.IndexFunc(g, notPlain) >= 0 || g == "" {
-		g = strconv.Quote(g)
+		g = strconv.QuoteToASCII(g)
 	}
 	if n.Owner == nil {
 		return g
@@ -39,12 +40,14 @@ func (n Name) Scope() string {
 }
 
 func notPlain(r rune) bool {
-	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune("_-.:", r)
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
+		strings.ContainsRune("_-.:", r))
 }
 
-// String returns the scope and the quoted key: `users/42 "api_token"`.
+// String returns the scope and the quoted key, non-ASCII escaped:
+// `users/42 "api_token"`.
 func (n Name) String() string {
-	return n.Scope() + " " + strconv.Quote(n.Key)
+	return n.Scope() + " " + strconv.QuoteToASCII(n.Key)
 }
 
 // validate checks the group, the owner and, unless scopeOnly, the key.
@@ -85,6 +88,23 @@ type nameKey struct {
 	group, key string
 	owner      int64
 	hasOwner   bool
+}
+
+// compare orders names by group, owner (none first) and key.
+func (k nameKey) compare(o nameKey) int {
+	return cmp.Or(
+		strings.Compare(k.group, o.group),
+		cmp.Compare(btoi(k.hasOwner), btoi(o.hasOwner)),
+		cmp.Compare(k.owner, o.owner),
+		strings.Compare(k.key, o.key),
+	)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (n Name) key() nameKey {

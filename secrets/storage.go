@@ -3,6 +3,7 @@ package secrets
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,8 +56,18 @@ func storeValue(ctx context.Context, db DBTX, n Name, sealed string) error {
 }
 
 // storeValues writes many rows in one statement. names must not hold the
-// same secret twice.
+// same secret twice. Rows are written in one fixed order, whatever the
+// caller's, so that two calls that touch the same rows lock them in the
+// same order and cannot deadlock.
 func storeValues(ctx context.Context, db DBTX, names []Name, sealed []string) error {
+	order := make([]int, len(names))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return names[a].key().compare(names[b].key()) })
+	names = permute(names, order)
+	sealed = permute(sealed, order)
+
 	p := gen.UpsertSecretsParams{
 		Keys:       make([]string, len(names)),
 		GroupNames: make([]string, len(names)),
@@ -71,6 +82,14 @@ func storeValues(ctx context.Context, db DBTX, names []Name, sealed []string) er
 	}
 	_, err := gen.New(db).UpsertSecrets(ctx, p)
 	return err
+}
+
+func permute[T any](s []T, order []int) []T {
+	out := make([]T, len(order))
+	for i, j := range order {
+		out[i] = s[j]
+	}
+	return out
 }
 
 func deleteValue(ctx context.Context, db DBTX, n Name) (bool, error) {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 )
 
 // Store reads and writes the secrets of one scope: a group and, optionally,
@@ -172,11 +174,25 @@ func ListAll(ctx context.Context, db DBTX) ([]Info, error) {
 	return infos, nil
 }
 
-// Entry is one secret to write with SetMany.
+// Entry is one secret to write with SetMany. It prints its name and hides
+// its value in every fmt verb and in slog, so that an Entry logged by
+// mistake leaks nothing; json.Marshal, which is never by mistake, shows it.
 type Entry struct {
 	Name  Name
 	Value any
 }
+
+// String returns the name and a placeholder for the value.
+func (e Entry) String() string { return "secrets.Entry{" + e.Name.String() + ", value redacted}" }
+
+// GoString is String.
+func (e Entry) GoString() string { return e.String() }
+
+// Format prints String for every verb.
+func (e Entry) Format(f fmt.State, _ rune) { io.WriteString(f, e.String()) }
+
+// LogValue is String, for log/slog.
+func (e Entry) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
 // SetMany seals every entry with the current key of ring and writes them
 // all in one statement, so that they land together or not at all. When

@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -97,16 +98,23 @@ func hasReplacementEscape(js []byte) bool {
 // encoding/json would accept.
 const maxDepth = 10000
 
-var marshalerType = reflect.TypeFor[json.Marshaler]()
+var (
+	marshalerType     = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
 
 // hasInvalidText reports whether a string or map key that encoding/json
-// would encode from v is not valid UTF-8.
+// would encode from v is not valid UTF-8. It follows encoding/json's
+// order: MarshalJSON, then MarshalText, then the kind of v.
 func hasInvalidText(v reflect.Value, depth int) bool {
 	if !v.IsValid() || depth > maxDepth {
 		return false
 	}
-	if v.Type().Implements(marshalerType) {
+	if implements(v, marshalerType) {
 		return false // its output was checked as bytes
+	}
+	if implements(v, textMarshalerType) {
+		return invalidText(v)
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -137,4 +145,25 @@ func hasInvalidText(v reflect.Value, depth int) bool {
 		}
 	}
 	return false
+}
+
+// implements reports whether encoding/json would use v's method of the
+// interface t: on v itself, or on its address when v is addressable.
+func implements(v reflect.Value, t reflect.Type) bool {
+	return v.Type().Implements(t) || (v.CanAddr() && v.Addr().Type().Implements(t))
+}
+
+// invalidText reports whether v's MarshalText output is not valid UTF-8.
+func invalidText(v reflect.Value) bool {
+	if !v.Type().Implements(textMarshalerType) {
+		v = v.Addr()
+	}
+	if (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
+		return false
+	}
+	if !v.CanInterface() {
+		return false
+	}
+	text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+	return err == nil && !utf8.Valid(text)
 }

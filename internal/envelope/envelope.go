@@ -208,7 +208,7 @@ func Parse(value string) (*Sealed, error) {
 // is checked, in constant time, before anything is decrypted; every
 // failure is ErrInvalid.
 func (k *Key) Open(sc Scope, s *Sealed) ([]byte, error) {
-	if s.KID != k.kid {
+	if s.KID != k.kid || len(sc.Group) > MaxNameLen || len(sc.Key) > MaxNameLen {
 		return nil, ErrInvalid
 	}
 	if !hmac.Equal(k.tag(sc, s.iv, s.ct), s.tag) {
