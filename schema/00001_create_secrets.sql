@@ -42,7 +42,8 @@ BEGIN
     IF EXISTS (SELECT 1 FROM secrets)
         AND coalesce(current_setting('sqlsecrets.allow_drop', true), '') <> 'on' THEN
         RAISE EXCEPTION 'the secrets table holds secrets; dropping it would destroy them'
-            USING HINT = 'set sqlsecrets.allow_drop to on to roll back anyway';
+            USING ERRCODE = 'SQS01',
+                  HINT = 'set sqlsecrets.allow_drop to on to roll back anyway';
     END IF;
 END $$;
 -- +goose StatementEnd

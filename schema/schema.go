@@ -17,8 +17,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -73,16 +75,28 @@ func Up(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
 	return res, nil
 }
 
+// ErrNotEmpty is returned by Down when rolling back would drop a secrets
+// table that still holds secrets.
+var ErrNotEmpty = errors.New("the secrets table holds secrets")
+
+// notEmptyCode is the SQLSTATE that the Down migration raises when the
+// table holds rows and sqlsecrets.allow_drop is not on.
+const notEmptyCode = "SQS01"
+
 // Down rolls back the most recent migration. Rolling back the first one
-// drops the secrets table, so it refuses while the table holds any secret,
-// unless the connection's session setting sqlsecrets.allow_drop is on (for
-// pgx, RuntimeParams["sqlsecrets.allow_drop"] = "on").
+// drops the secrets table, so it refuses with ErrNotEmpty while the table
+// holds any secret, unless the connection's session setting
+// sqlsecrets.allow_drop is on (for pgx, RuntimeParams["sqlsecrets.allow_drop"]
+// = "on").
 func Down(ctx context.Context, db *sql.DB) (*goose.MigrationResult, error) {
 	p, err := NewProvider(db)
 	if err != nil {
 		return nil, err
 	}
 	res, err := p.Down(ctx)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == notEmptyCode {
+		err = fmt.Errorf("%w: set sqlsecrets.allow_drop to on to drop it anyway", ErrNotEmpty)
+	}
 	if err != nil {
 		return res, fmt.Errorf("migrate down: %w", err)
 	}

@@ -21,7 +21,7 @@ succeeds; when there is no such secret, it says so and exits with status 3.
 func runDelete(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
 	var sf scopeFlags
-	sf.register(c, fs)
+	sf.register(fs)
 	key, err := c.parseKey(fs, args)
 	if err != nil {
 		return err

@@ -18,7 +18,8 @@
 //	verify    check that every secret opens with the keyring
 //
 // Run "sqlsecrets COMMAND --help" for the flags of one command. Flags go
-// before positional arguments.
+// before positional arguments; the value argument of set may start with
+// '-', and a KEY that does needs "--" before it.
 //
 // The command reads its configuration from the environment, never from
 // flags, so that no key shows up in a process list or a shell history:

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +52,14 @@ func keyring() (*secrets.Keyring, error) {
 		}
 	}
 	ring, err := secrets.KeyringFromEnv()
+	if errors.Is(err, secrets.ErrInvalidArgument) {
+		return nil, &exitError{
+			code: exitUsage,
+			err:  err,
+			hint: secrets.EnvReadLegacy + " is true or false; leave it unset unless you are " +
+				"adopting a table of the PHP original",
+		}
+	}
 	if errors.Is(err, secrets.ErrDuplicateKey) {
 		return nil, &exitError{
 			code: exitUsage,
@@ -76,26 +83,20 @@ func keyring() (*secrets.Keyring, error) {
 // connect checks DATABASE_URL and opens a small pool on it, having made
 // sure that the server answers. The caller closes the pool.
 func connect(ctx context.Context) (*pgxpool.Pool, error) {
+	return connectWith(ctx, nil)
+}
+
+// connectWith is connect with run-time parameters that every connection
+// of the pool sends in its startup packet, over those of DATABASE_URL:
+// the server applies them when the session starts, as if it ran SET.
+func connectWith(ctx context.Context, params map[string]string) (*pgxpool.Pool, error) {
 	raw, err := databaseURL()
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := pgxpool.ParseConfig(raw)
+	cfg, err := poolConfig(raw, params)
 	if err != nil {
-		// pgx's message may quote a part of an unparsable URL; show ours.
-		return nil, &exitError{
-			code: exitUsage,
-			err: fmt.Errorf("%s is not a valid connection string: %s",
-				envDatabaseURL, redactURL(raw)),
-			hint: "use the form postgres://user@host:5432/database?sslmode=disable",
-		}
-	}
-	cfg.MaxConns = 4
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = connectTimeout
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "sqlsecrets"
+		return nil, err
 	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -111,6 +112,33 @@ func connect(ctx context.Context) (*pgxpool.Pool, error) {
 			"check "+envDatabaseURL+" and that the server is running")
 	}
 	return pool, nil
+}
+
+// poolConfig parses the connection string raw into the configuration
+// connect uses, with params added to the run-time parameters. A string
+// that does not parse is not shown at all: where it goes wrong, the
+// parts are not known, and any of them could be a password.
+func poolConfig(raw string, params map[string]string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(raw)
+	if err != nil {
+		return nil, &exitError{
+			code: exitUsage,
+			err:  errors.New(envDatabaseURL + " is not a valid connection string (not shown)"),
+			hint: "use the form postgres://user@host:5432/database?sslmode=disable, or " +
+				"host=... user=... dbname=...; check the scheme, the port and the parameters",
+		}
+	}
+	cfg.MaxConns = 4
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "sqlsecrets"
+	}
+	for k, v := range params {
+		cfg.ConnConfig.RuntimeParams[k] = v
+	}
+	return cfg, nil
 }
 
 // open returns the keyring and a database pool for a command that reads
@@ -131,81 +159,64 @@ func open(ctx context.Context) (*secrets.Keyring, *pgxpool.Pool, error) {
 	return ring, pool, nil
 }
 
-// redactURL returns a connection string with its passwords replaced by
-// "xxxxx", for messages. It handles postgres:// URLs, where the password
-// can be in the user info or the password and sslpassword parameters, and
-// key=value strings. A URL that does not parse is not shown at all.
+// redactURL returns a connection string that parsed, for messages, with
+// every password replaced by "xxxxx": in a URL of any scheme, the password
+// of the user info and the value of every query parameter named password
+// or sslpassword, in any case; in a key=value string, the value of those
+// keys. A URL that Go does not parse is not shown at all.
 func redactURL(s string) string {
-	if !strings.HasPrefix(s, "postgres://") && !strings.HasPrefix(s, "postgresql://") {
+	if !urlScheme.MatchString(s) {
 		return kvSecret.ReplaceAllString(s, "${1}=xxxxx")
 	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(" + envDatabaseURL + " not shown: not a valid URL)"
 	}
-	if q := u.Query(); q.Has("password") || q.Has("sslpassword") {
-		for _, k := range []string{"password", "sslpassword"} {
-			if q.Has(k) {
-				q.Set(k, "xxxxx")
+	if u.RawQuery != "" {
+		parts := strings.Split(u.RawQuery, "&")
+		for i, p := range parts {
+			name, _, _ := strings.Cut(p, "=")
+			if n, err := url.QueryUnescape(name); err != nil || secretParam(n) {
+				parts[i] = name + "=xxxxx"
 			}
 		}
-		u.RawQuery = q.Encode()
+		u.RawQuery = strings.Join(parts, "&")
 	}
 	return u.Redacted()
 }
 
+// secretParam reports whether a connection parameter named name holds a
+// secret. sslkey, sslcert and passfile hold paths to files, which are not.
+func secretParam(name string) bool {
+	return strings.EqualFold(name, "password") || strings.EqualFold(name, "sslpassword")
+}
+
+// urlScheme matches the start of a URL: a scheme, in any case, and "://".
+var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
+
 // kvSecret matches a password or sslpassword setting of a key=value
-// connection string, with its value quoted or bare.
-var kvSecret = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*(?:'(?:[^'\\]|\\.)*'?|[^\s]*)`)
+// connection string, in any case, with its value quoted or bare, and
+// backslash escapes in either.
+var kvSecret = regexp.MustCompile(`(?i)\b((?:ssl)?password)\s*=\s*(?:'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)`)
 
 // scopeFlags are the --group and --owner flags, which pick the scope of a
 // secret.
 type scopeFlags struct {
-	group    string
-	owner    int64
-	hasOwner bool
+	group string
+	owner ownerFlag
 }
 
-// register adds --group and --owner to fs. A bad --owner records its
-// error, with a hint, in c.flagErr.
-func (sf *scopeFlags) register(c *cli, fs *flag.FlagSet) {
+// register adds --group and --owner to fs.
+func (sf *scopeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&sf.group, "group", secrets.DefaultGroup, "group `G` of the secret")
-	fs.Func("owner", "owner id `N`, a whole number 0 or more; leave out for no owner",
-		func(s string) error {
-			id, err := parseOwner(s)
-			if err != nil {
-				c.flagErr = usageError(fmt.Sprintf("invalid --owner %q: %v", s, err),
-					"--owner takes a record id such as 42; leave it out for a secret with no owner")
-				return err
-			}
-			sf.owner, sf.hasOwner = id, true
-			return nil
-		})
+	fs.Var(&sf.owner, "owner", "owner id `N`, a whole number 0 or more; leave out for no owner")
 }
 
 // store returns a store of ring for the scope the flags name.
 func (sf *scopeFlags) store(ring *secrets.Keyring) secrets.Store {
 	s := secrets.New(ring).Group(sf.group)
-	if sf.hasOwner {
-		s = s.Owner(sf.owner)
+	if sf.owner.set {
+		s = s.Owner(sf.owner.id)
 	}
 	return s
-}
-
-// parseOwner parses an owner id: decimal digits only, so no sign, no
-// spaces and no base prefix.
-func parseOwner(s string) (int64, error) {
-	if s == "" {
-		return 0, errors.New("empty")
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, errors.New("not a whole number 0 or more")
-		}
-	}
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, errors.New("too large")
-	}
-	return id, nil
 }

@@ -32,7 +32,7 @@ cases nothing is printed on standard output.
 func runGet(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
 	var sf scopeFlags
-	sf.register(c, fs)
+	sf.register(fs)
 	asString := fs.Bool("string", false, "print a string value as plain text instead of JSON")
 	key, err := c.parseKey(fs, args)
 	if err != nil {
@@ -68,7 +68,7 @@ func runGet(ctx context.Context, c *cli, args []string) error {
 // parseKey parses the flags of get and delete and returns KEY, their one
 // positional argument.
 func (c *cli) parseKey(fs *flag.FlagSet, args []string) (string, error) {
-	rest, err := c.parse(fs, args, "KEY")
+	rest, err := c.parse(fs, args, "KEY", 1)
 	if err != nil {
 		return "", err
 	}

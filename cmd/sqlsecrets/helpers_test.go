@@ -24,6 +24,18 @@ func TestRedactURL(t *testing.T) {
 		{"host=db user=app password=s3cret dbname=app", "host=db user=app password=xxxxx dbname=app"},
 		{"host=db password = 's3 cr\\'et' sslpassword=s3cret", "host=db password=xxxxx sslpassword=xxxxx"},
 		{"host=db PASSWORD=s3cret", "host=db PASSWORD=xxxxx"},
+		// Any spelling of the scheme and of the parameter names.
+		{"POSTGRES://app:s3cret@db/app", "postgres://app:xxxxx@db/app"},
+		{"Postgresql://app:s3cret@db/app", "postgresql://app:xxxxx@db/app"},
+		{"mysql://app:s3cret@db/app", "mysql://app:xxxxx@db/app"},
+		{"postgres://app@db/app?sslmode=require&PassWord=s3cret",
+			"postgres://app@db/app?sslmode=require&PassWord=xxxxx"},
+		{"postgres://app@db/app?SSLPASSWORD=s3cret&password=s3cret&password=s3again",
+			"postgres://app@db/app?SSLPASSWORD=xxxxx&password=xxxxx&password=xxxxx"},
+		{"postgres://app@db/app?pass%77ord=s3cret", "postgres://app@db/app?pass%77ord=xxxxx"},
+		{"postgres://app@db/app?sslkey=/k.pem&passfile=/p", "postgres://app@db/app?sslkey=/k.pem&passfile=/p"},
+		{"host=db PassWord = s3cret SslPassword='s3 x'", "host=db PassWord=xxxxx SslPassword=xxxxx"},
+		{`host=db password=s3\ cret\ x user=app`, "host=db password=xxxxx user=app"},
 	}
 	for _, tt := range tests {
 		got := redactURL(tt.in)
@@ -150,7 +162,9 @@ func TestDisplay(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"api_token": "api_token",
-		"naïve":     "naïve",
+		"naïve":     `"na\u00efve"`,
+		"users/42":  `"users/42"`,
+		"a\x1b[2J":  `"a\x1b[2J"`,
 		"my key":    `"my key"`,
 		"tab\there": `"tab\there"`,
 		"new\nline": `"new\nline"`,
@@ -159,6 +173,91 @@ func TestDisplay(t *testing.T) {
 	} {
 		if got := display(in); got != want {
 			t.Errorf("display(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestPoolConfig checks that a connection string that does not parse is
+// not shown in any spelling, and that run-time parameters reach the
+// configuration, over those of the string.
+func TestPoolConfig(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{
+		"POSTGRES://app:s3cret@127.0.0.1:1/db",
+		"Postgresql://app:s3cret@127.0.0.1:1/db",
+		"postgres://app:s3cret@127.0.0.1:1/db?sslmode=bogus",
+		"postgres://app@127.0.0.1:1/db?sslmode=bogus&PassWord=s3cret",
+		"postgres://app:s3cret@127.0.0.1:port/db",
+		"postgres://app:s3cret@[127.0.0.1/db",
+		"host=127.0.0.1 password='s3cret sslmode=require",
+		"host=127.0.0.1 port=1 password=s3cret sslmode=bogus",
+	} {
+		_, err := poolConfig(bad, nil)
+		if err == nil || exitCode(err) != exitUsage {
+			t.Errorf("poolConfig of a bad string: %v, want a usage error", err)
+			continue
+		}
+		if msg := err.Error() + hintFor(err); strings.Contains(msg, "s3") ||
+			strings.Contains(msg, "127.0.0.1") {
+			t.Errorf("poolConfig of a bad string: the message shows the string")
+		}
+	}
+
+	cfg, err := poolConfig("postgres://app@db/app?sqlsecrets.allow_drop=on",
+		map[string]string{allowDropSetting: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ConnConfig.RuntimeParams[allowDropSetting]; got != "off" {
+		t.Errorf("run-time parameter %s = %q, want off", allowDropSetting, got)
+	}
+}
+
+func TestTerminalSafe(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"plain: text":             "plain: text",
+		"café ☃":                  "café ☃",
+		"a\x1b[31mred":            `a\x1b[31mred`,
+		"bell\a del\x7f":          `bell\a del\x7f`,
+		"c1 \u009b":               `c1 \u009b`,
+		"bidi \u202eevil":         `bidi \u202eevil`,
+		"line\u2028sep":           `line\u2028sep`,
+		"bad \xff utf8":           `bad \xff utf8`,
+		"replacement \ufffd ok":   "replacement \ufffd ok",
+		"attempt 1:\n\tattempt 2": "attempt 1:; attempt 2",
+		"cr\rlf\n":                `cr\rlf\n`,
+	} {
+		if got := terminalSafe(in); got != want {
+			t.Errorf("terminalSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestDisplayDistinct checks that names that a terminal shows alike, or
+// that a column could run together, display differently.
+func TestDisplayDistinct(t *testing.T) {
+	t.Parallel()
+	names := []string{
+		"caf\u00e9", "cafe\u0301", // precomposed and decomposed
+		"\u00c5", "\u212b", "A\u030a", // Å three ways
+		"paypal", "p\u0430ypal", // Latin and Cyrillic a
+		"key", "key\u200b", "k\u200dey", "key\u00a0", // invisible characters
+		"a", `"a"`, `\"a\"`, "a b", "a\tb", "", `""`,
+		"users/42", "users", "x\x1b[2J",
+	}
+	seen := map[string]string{}
+	for _, n := range names {
+		d := display(n)
+		if prev, ok := seen[d]; ok {
+			t.Errorf("display(%+q) = display(%+q) = %s", n, prev, d)
+		}
+		seen[d] = n
+		for _, r := range d {
+			if r < ' ' || r > '~' {
+				t.Errorf("display(%+q) = %+q holds a character outside printable ASCII", n, d)
+				break
+			}
 		}
 	}
 }

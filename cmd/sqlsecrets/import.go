@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/sqlsecrets/sqlsecrets/importer"
@@ -34,8 +36,9 @@ standard error.
 
 func runImport(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
-	batch := fs.Int("batch", importer.DefaultBatchSize, "write `N` records per statement")
-	rest, err := c.parse(fs, args, "FILE")
+	batch := registerBatch(fs, importer.DefaultBatchSize, importer.MaxBatchSize,
+		"write `N` records per statement")
+	rest, err := c.parse(fs, args, "FILE", 1)
 	if err != nil {
 		return err
 	}
@@ -45,8 +48,6 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	case len(rest) > 1:
 		return usageError(fmt.Sprintf("import takes one FILE, got %d arguments", len(rest)),
 			"import the files one by one")
-	case *batch < 1:
-		return usageError("--batch must be 1 or more", c.helpHint())
 	}
 
 	ring, pool, err := open(ctx)
@@ -90,11 +91,20 @@ func (c *cli) openInput(name string) (io.ReadCloser, int64, error) {
 		return io.NopCloser(c.stdin), -1, nil
 	}
 	f, err := os.Open(name)
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		// Without the path: FILE is an argument, and might not be a name.
+		return nil, 0, fmt.Errorf("cannot open FILE: %w", pe.Err)
+	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("cannot open FILE: %w", err)
 	}
 	size := int64(-1)
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+	fi, err := f.Stat()
+	switch {
+	case err == nil && fi.IsDir():
+		f.Close()
+		return nil, 0, usageError("FILE is a directory", `give a JSON Lines file, or "-" for standard input`)
+	case err == nil && fi.Mode().IsRegular():
 		size = fi.Size()
 	}
 	return f, size, nil
@@ -106,8 +116,13 @@ type countingReader struct {
 	n int64
 }
 
+// Read reads from the underlying reader. A read error loses its path,
+// which is an argument.
 func (cr *countingReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
 	cr.n += int64(n)
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+		err = fmt.Errorf("reading FILE: %w", pe.Err)
+	}
 	return n, err
 }

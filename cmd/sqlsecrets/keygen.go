@@ -25,7 +25,7 @@ whoever holds it can read every secret, and losing it loses them all.
 
 func runKeygen(_ context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
-	rest, err := c.parse(fs, args, "")
+	rest, err := c.parse(fs, args, "", 1)
 	if err != nil {
 		return err
 	}

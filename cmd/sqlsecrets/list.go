@@ -39,10 +39,10 @@ type listEntry struct {
 func runList(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
 	var sf scopeFlags
-	sf.register(c, fs)
+	sf.register(fs)
 	all := fs.Bool("all", false, "list every scope; not with --group or --owner")
 	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
-	rest, err := c.parse(fs, args, "")
+	rest, err := c.parse(fs, args, "", 1)
 	if err != nil {
 		return err
 	}

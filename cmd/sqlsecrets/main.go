@@ -53,10 +53,6 @@ type cli struct {
 	stdinTTY  bool // standard input is a terminal
 	stderrTTY bool // standard error is a terminal: draw a progress bar
 	cmd       *command
-
-	// flagErr is the error, with its hint, of a flag.Func that refused its
-	// value; the flag package keeps only the text.
-	flagErr error
 }
 
 func main() {
@@ -92,12 +88,12 @@ func (c *cli) dispatch(ctx context.Context, args []string) int {
 	}
 
 	cmd := lookup(name)
+	if cmd == nil && strings.HasPrefix(name, "-") {
+		return c.fail(usageError("argument 1 is a flag, but the command comes first",
+			"sqlsecrets COMMAND [FLAGS] [ARGS]; "+commandsHint()))
+	}
 	if cmd == nil {
-		msg := fmt.Sprintf("unknown command %q", name)
-		if strings.HasPrefix(name, "-") {
-			msg = fmt.Sprintf("unknown flag %q before the command", flagName(name))
-		}
-		return c.fail(usageError(msg, "run 'sqlsecrets help' for the list of commands"))
+		return c.fail(unknownCommand(1))
 	}
 	c.cmd = cmd
 	err := cmd.run(ctx, c, rest)
@@ -120,11 +116,28 @@ func (c *cli) helpCommand(ctx context.Context, args []string) int {
 	}
 	cmd := lookup(args[0])
 	if cmd == nil {
-		return c.fail(usageError(fmt.Sprintf("unknown command %q", args[0]),
-			"run 'sqlsecrets help' for the list of commands"))
+		return c.fail(unknownCommand(2))
 	}
 	// The flags are defined where the command runs: let it print its help.
 	return c.dispatch(ctx, []string{cmd.name, "--help"})
+}
+
+// unknownCommand is the error for argument n, which names no command. It
+// does not repeat the argument: it could be a value typed in the wrong
+// place.
+func unknownCommand(n int) error {
+	return usageError(fmt.Sprintf("unknown command: argument %d is not a command of sqlsecrets", n),
+		commandsHint())
+}
+
+// commandsHint lists the commands.
+func commandsHint() string {
+	names := make([]string, len(commands))
+	for i, cmd := range commands {
+		names[i] = cmd.name
+	}
+	return "the commands are " + strings.Join(names, ", ") +
+		"; run 'sqlsecrets help' for what each one does"
 }
 
 func lookup(name string) *command {
@@ -164,6 +177,8 @@ const envHelp = `  DATABASE_URL           PostgreSQL connection URL (every comma
   SECRETS_KEY            current master key, as 'sqlsecrets keygen' prints it
                          (set, get, import, rotate, verify)
   SECRETS_PREVIOUS_KEYS  older keys, comma-separated, that can still decrypt
+  SECRETS_READ_LEGACY    true to open values in the PHP original's format too,
+                         only while adopting such a table
   Keys are read from the environment only, never from flags.
 `
 
@@ -176,9 +191,9 @@ const exitHelp = `  0 success, 1 failure, 3 not found,
 // run ends with exit status 0.
 var errHelpShown = errors.New("help shown")
 
-// flagSet returns an empty flag set for the current command. It prints
-// nothing itself: parse reports errors in our own format, and prints the
-// help for --help.
+// flagSet returns an empty flag set for the current command. It only
+// holds the flags: parse reads the arguments itself, reports errors in
+// our own words, and prints the help for --help.
 func (c *cli) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet(c.cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -210,76 +225,4 @@ func (c *cli) commandHelp(w io.Writer, fs *flag.FlagSet) {
 		tw.Flush()
 	}
 	fmt.Fprint(w, "\nenvironment:\n"+envHelp+"\nexit status:\n"+exitHelp)
-}
-
-// parse parses the flags in args and returns the positional arguments.
-// Flags go before positional arguments, as with every Go command; a
-// flag-like argument after the first positional one is a usage error that
-// says so. what names the first positional argument ("KEY", "FILE").
-func (c *cli) parse(fs *flag.FlagSet, args []string, what string) ([]string, error) {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		c.commandHelp(c.stdout, fs)
-		return nil, errHelpShown
-	}
-	if err != nil && c.flagErr != nil {
-		return nil, c.flagErr // a flag value that a flag.Func refused, with its hint
-	}
-	if err != nil {
-		msg := err.Error()
-		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
-			msg = fmt.Sprintf("unknown flag %q", "--"+name)
-		}
-		if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
-			msg = fmt.Sprintf("flag %q needs a value", "--"+name)
-		}
-		return nil, usageError(msg, c.helpHint())
-	}
-
-	rest := fs.Args()
-	if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-		return rest, nil // "--" ends the flags: what follows is positional
-	}
-	for _, a := range rest[min(1, len(rest)):] {
-		if looksLikeFlag(a) {
-			if what == "" {
-				what = "the arguments"
-			}
-			return nil, usageError(fmt.Sprintf("flag %q after %s", flagName(a), what),
-				fmt.Sprintf("flags go before %s: sqlsecrets %s %s; for a value that "+
-					"starts with '-', put -- before %s", what, c.cmd.name, c.cmd.synopsis, what))
-		}
-	}
-	return rest, nil
-}
-
-// helpHint points at the current command's help.
-func (c *cli) helpHint() string {
-	return fmt.Sprintf("run 'sqlsecrets %s --help' for usage", c.cmd.name)
-}
-
-// looksLikeFlag reports whether a looks like a flag rather than a value:
-// "-x" or "--x", but not "-", "-1" or "-0.5".
-func looksLikeFlag(a string) bool {
-	if len(a) < 2 || a[0] != '-' {
-		return false
-	}
-	return a[1] < '0' || a[1] > '9'
-}
-
-// flagName returns the flag part of a, without any "=value", so that a
-// message can name the flag without repeating a value.
-func flagName(a string) string {
-	name, _, _ := strings.Cut(a, "=")
-	return name
-}
-
-// noArgs refuses positional arguments for a command that takes none. It
-// does not repeat them: one could be a value typed in the wrong place.
-func (c *cli) noArgs(rest []string) error {
-	if len(rest) > 0 {
-		return usageError(fmt.Sprintf("%s takes no arguments, got %d", c.cmd.name, len(rest)),
-			c.helpHint())
-	}
-	return nil
 }

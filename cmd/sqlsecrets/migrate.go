@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -29,7 +28,10 @@ migrations built into the command. It needs no key.
           (the default; safe to run at every deploy)
   down    roll back the latest migration. Rolling back the first one drops
           the secrets table and every secret in it, so down refuses while
-          the table holds secrets, unless --force is given
+          the table holds secrets, unless --force is given. The migration
+          checks in the transaction of the DROP, so a secret set meanwhile
+          is never lost; --force sets the session setting
+          sqlsecrets.allow_drop to on, which lets it drop them
   status  print each migration, whether it is applied, and when
 
 Migrations hold a PostgreSQL advisory lock, so two runs at once take turns,
@@ -38,10 +40,15 @@ and record their versions in a table of their own (` + schema.VersionTable + `).
 	run: runMigrate,
 }
 
+// allowDropSetting is the session setting that lets the down migration
+// drop the secrets table while it holds rows; migrate --force down sets it
+// to "on", and migrate down without --force to "off".
+const allowDropSetting = "sqlsecrets.allow_drop"
+
 func runMigrate(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
 	force := fs.Bool("force", false, "let down drop the secrets table while it holds secrets")
-	rest, err := c.parse(fs, args, "up, down or status")
+	rest, err := c.parse(fs, args, "the action", 1)
 	if err != nil {
 		return err
 	}
@@ -54,11 +61,20 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 		return usageError("migrate takes at most one action", c.helpHint())
 	}
 	if action != "up" && action != "down" && action != "status" {
-		return usageError(fmt.Sprintf("unknown migrate action %q", action),
-			"the actions are up, down and status")
+		return usageError(fmt.Sprintf("unknown migrate action: argument %d is not up, down or status",
+			len(args)), "the actions are up, down and status")
 	}
 
-	pool, err := connect(ctx)
+	var params map[string]string
+	if action == "down" {
+		// The down migration drops a table that holds rows only when the
+		// session allows it. Say so either way, over DATABASE_URL.
+		params = map[string]string{allowDropSetting: "off"}
+		if *force {
+			params[allowDropSetting] = "on"
+		}
+	}
+	pool, err := connectWith(ctx, params)
 	if err != nil {
 		return err
 	}
@@ -68,7 +84,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 
 	switch action {
 	case "down":
-		return c.migrateDown(ctx, pool, db, *force)
+		return c.migrateDown(ctx, pool, db)
 	case "status":
 		st, err := schema.Status(ctx, db)
 		if err != nil {
@@ -101,34 +117,33 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-// migrateDown rolls back the latest migration, refusing to drop a table
-// that holds secrets unless force is set.
-func (c *cli) migrateDown(ctx context.Context, pool *pgxpool.Pool, db *sql.DB, force bool) error {
-	n, err := gen.New(pool).CountSecrets(ctx)
-	var pgErr *pgconn.PgError
-	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
-		n = 0 // no table: nothing to lose
-	case err != nil:
-		return err
-	}
-	if n > 0 && !force {
-		return withHint(
-			fmt.Errorf("the secrets table holds %s; migrate down would drop them all",
-				plural(n, "secret")),
-			"copy them elsewhere first if you need them, "+
-				"then run 'sqlsecrets migrate --force down'")
-	}
-
+// migrateDown rolls back the latest migration. The migration itself
+// refuses to drop a table that holds secrets, in the transaction of the
+// DROP, unless the session allows it (allowDropSetting, which runMigrate
+// sets from --force), so no secret written meanwhile is lost.
+func (c *cli) migrateDown(ctx context.Context, pool *pgxpool.Pool, db *sql.DB) error {
 	r, err := schema.Down(ctx, db)
-	if errors.Is(err, goose.ErrNoNextVersion) {
+	switch {
+	case errors.Is(err, goose.ErrNoNextVersion):
 		fmt.Fprintln(c.stdout, "nothing to roll back: no migration is applied")
 		return nil
-	}
-	if err != nil {
+	case refusedDrop(err):
+		what := "secrets"
+		if n, err := gen.New(pool).CountSecrets(ctx); err == nil {
+			what = plural(n, "secret") // for the message only: the migration decided
+		}
+		return withHint(
+			fmt.Errorf("the secrets table holds %s; migrate down would drop them all", what),
+			"copy them elsewhere first if you need them, "+
+				"then run 'sqlsecrets migrate --force down'")
+	case err != nil:
 		return err
 	}
 	fmt.Fprintf(c.stdout, "rolled back %s (%s)\n", path.Base(r.Source.Path),
 		r.Duration.Round(time.Millisecond))
 	return nil
 }
+
+// refusedDrop reports whether err is the down migration refusing to drop
+// a table that holds secrets.
+func refusedDrop(err error) bool { return errors.Is(err, schema.ErrNotEmpty) }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/sqlsecrets/sqlsecrets/internal/pgtest"
 )
 
@@ -55,5 +57,82 @@ func TestMigrate(t *testing.T) {
 				t.Errorf("migrate down with secrets: stderr does not explain:\n%s", scrub(r.Stderr))
 			}
 		}
+	}
+}
+
+// withParam returns the connection string url with the parameter name set
+// to value, in its URL or key=value form.
+func withParam(url, name, value string) string {
+	switch {
+	case !strings.Contains(url, "://"):
+		return url + " " + name + "=" + value
+	case strings.Contains(url, "?"):
+		return url + "&" + name + "=" + value
+	}
+	return url + "?" + name + "=" + value
+}
+
+// TestAllowDropSetting checks that pgx sends the run-time parameter that
+// migrate --force down adds in the startup packet, and that the server
+// takes the custom setting there, over one in the connection string.
+func TestAllowDropSetting(t *testing.T) {
+	t.Parallel()
+	url, _ := pgtest.NewURL(t)
+	for _, tt := range []struct {
+		url    string
+		params map[string]string
+		want   string
+	}{
+		{url, nil, ""},
+		{url, map[string]string{allowDropSetting: "on"}, "on"},
+		{withParam(url, allowDropSetting, "on"), nil, "on"},
+		{withParam(url, allowDropSetting, "on"), map[string]string{allowDropSetting: "off"}, "off"},
+	} {
+		cfg, err := poolConfig(tt.url, tt.params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got *string
+		err = pool.QueryRow(t.Context(), "SELECT current_setting($1, true)", allowDropSetting).Scan(&got)
+		pool.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got == nil && tt.want != "") || (got != nil && *got != tt.want) {
+			t.Errorf("with %v: %s is %v, want %q", tt.params, allowDropSetting, got, tt.want)
+		}
+	}
+}
+
+// TestMigrateDownGuard checks that migrate down without --force keeps a
+// table that holds secrets even when DATABASE_URL allows the drop, and
+// that --force drops it.
+func TestMigrateDownGuard(t *testing.T) {
+	t.Parallel()
+	e, pool := db(t)
+	must(t, 0, e, "", "set", "k", "1")
+	allowing := env{url: withParam(e.url, allowDropSetting, "on")}
+	r := must(t, 1, allowing, "", "migrate", "down")
+	if !strings.Contains(r.Stderr, "the secrets table holds 1 secret") ||
+		!strings.Contains(r.Stderr, "hint: ") || !strings.Contains(r.Stderr, "--force") {
+		t.Errorf("migrate down with a secret: stderr does not explain:\n%s", scrub(r.Stderr))
+	}
+	var exists bool
+	if err := pool.QueryRow(t.Context(), "SELECT to_regclass('secrets') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if !exists {
+		t.Fatalf("migrate down without --force dropped a table holding a secret")
+	}
+	must(t, 0, env{url: e.url}, "", "migrate", "--force", "down")
+	if err := pool.QueryRow(t.Context(), "SELECT to_regclass('secrets') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Errorf("migrate --force down left the table")
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/term"
@@ -42,12 +44,18 @@ func withHint(err error, hint string) error {
 }
 
 // asUsage turns an invalid argument caught by the library (an empty or too
-// long key or group) into a usage error; other errors pass unchanged.
+// long key or group) into a usage error; other errors pass unchanged. The
+// usage error leaves out the scope and key that the library's error
+// names: a key refused for its length is as likely a value typed where
+// KEY goes.
 func (c *cli) asUsage(err error) error {
-	if errors.Is(err, secrets.ErrInvalidArgument) {
-		return &exitError{code: exitUsage, err: err, hint: c.helpHint()}
+	if !errors.Is(err, secrets.ErrInvalidArgument) {
+		return err
 	}
-	return err
+	if oe, ok := errors.AsType[*secrets.OpError](err); ok {
+		err = fmt.Errorf("%s: %w", oe.Op, oe.Err)
+	}
+	return &exitError{code: exitUsage, err: err, hint: c.helpHint()}
 }
 
 // fail prints err and its hint, if any, and returns the exit status err
@@ -56,11 +64,34 @@ func (c *cli) fail(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(c.stderr, "sqlsecrets: error: %v\n", err)
+	fmt.Fprintf(c.stderr, "sqlsecrets: error: %s\n", terminalSafe(err.Error()))
 	if h := hintFor(err); h != "" {
-		fmt.Fprintf(c.stderr, "sqlsecrets: hint: %s\n", h)
+		fmt.Fprintf(c.stderr, "sqlsecrets: hint: %s\n", terminalSafe(h))
 	}
 	return exitCode(err)
+}
+
+// terminalSafe returns s with every control or format character written
+// as an escape, so that no message can move the cursor, change colours or
+// reorder text on a terminal, whatever error text it quotes. A line break
+// inside an error, as pgx puts between the attempts of a connection,
+// becomes "; ".
+func terminalSafe(s string) string {
+	s = strings.ReplaceAll(s, "\n\t", "; ")
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) ||
+			r == '\u2028' || r == '\u2029':
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // exitCode returns the exit status for err.
@@ -86,6 +117,9 @@ func hintFor(err error) string {
 		return "check --group and --owner; 'sqlsecrets list --all' shows every scope and key"
 	case errors.Is(err, secrets.ErrWrongKey):
 		return "it was sealed with a key that is neither SECRETS_KEY nor in SECRETS_PREVIOUS_KEYS"
+	case errors.Is(err, secrets.ErrLegacyFormat):
+		return "it is in the PHP original's format, which has no MAC; to adopt such a table, " +
+			"set " + secrets.EnvReadLegacy + "=true, rotate and verify, then unset it"
 	case errors.Is(err, secrets.ErrIntegrity):
 		return "the stored value was altered, truncated or copied from another row; " +
 			"set it again or restore it from a backup"
@@ -109,19 +143,26 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// display returns a group or key as it goes into a table column: as it is
-// when it is plain, quoted when it holds spaces, control characters or
-// quotes that would break the columns.
+// display returns a group or key for a table column: as it is when it
+// is plain, that is ASCII letters, digits and "_-.:" only, and otherwise
+// quoted with every character outside printable ASCII escaped, the rule
+// of secrets.Name's String and Scope. Any two different names display
+// differently: a plain name is its own text and never starts with a
+// quote, and a quoted one unquotes to the name. So "café" precomposed and
+// decomposed, or Å and the Ångström sign, never print alike. JSON output
+// keeps names exact instead.
 func display(s string) string {
-	if s == "" {
-		return `""`
-	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"' {
-			return strconv.Quote(s)
-		}
+	if s == "" || strings.IndexFunc(s, notPlain) >= 0 {
+		return strconv.QuoteToASCII(s)
 	}
 	return s
+}
+
+// notPlain reports whether r is not one of the characters of a plain
+// name. '/' is not, so that "group/owner" reads one way only.
+func notPlain(r rune) bool {
+	return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
+		strings.ContainsRune("_-.:", r))
 }
 
 // ownerText returns an owner for a table column: its id, or "-".

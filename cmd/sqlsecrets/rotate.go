@@ -54,18 +54,16 @@ func failuresJSON(fs []rotation.Failure) []failureJSON {
 
 func runRotate(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
-	batch := fs.Int("batch", rotation.DefaultBatchSize, "read and write `N` rows at a time")
+	batch := registerBatch(fs, rotation.DefaultBatchSize, rotation.MaxBatchSize,
+		"read and write `N` rows at a time")
 	dryRun := fs.Bool("dry-run", false, "open every row and count, but write nothing")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
-	rest, err := c.parse(fs, args, "")
+	rest, err := c.parse(fs, args, "", 1)
 	if err != nil {
 		return err
 	}
 	if err := c.noArgs(rest); err != nil {
 		return err
-	}
-	if *batch < 1 {
-		return usageError("--batch must be 1 or more", c.helpHint())
 	}
 
 	ring, pool, err := open(ctx)
@@ -128,7 +126,8 @@ func printRotation(w io.Writer, res rotation.Result, dryRun bool) error {
 // list stops short of the count.
 func printFailures(w io.Writer, fs []rotation.Failure, count int64) error {
 	for _, f := range fs {
-		if _, err := fmt.Fprintf(w, "  id %d: %s: %v\n", f.ID, f.Name, f.Err); err != nil {
+		if _, err := fmt.Fprintf(w, "  id %d: %s: %s\n", f.ID, f.Name,
+			terminalSafe(f.Err.Error())); err != nil {
 			return err
 		}
 	}

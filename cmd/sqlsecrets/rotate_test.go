@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -170,5 +171,67 @@ func TestRotateInterrupt(t *testing.T) {
 	if second.Rotated != n-first.Rotated || second.Skipped != first.Rotated {
 		t.Errorf("second rotate: %+v after %+v; want the rest rotated and the first part skipped",
 			second, first)
+	}
+}
+
+// TestNamesPrintDistinct checks that names that a terminal shows alike
+// print differently in list's table and in rotate's and verify's failure
+// lines, in printable ASCII, while JSON keeps them exact.
+func TestNamesPrintDistinct(t *testing.T) {
+	t.Parallel()
+	e, _ := db(t)
+	names := []string{"caf\u00e9", "cafe\u0301", "\u00c5", "\u212b", "key", "key\u200b"}
+	for _, n := range names {
+		must(t, 0, e.with(keyOther, ""), "", "set", "--group", n, n, "1")
+	}
+
+	distinct := func(what string, lines []string) {
+		t.Helper()
+		seen := map[string]bool{}
+		for _, l := range lines {
+			if seen[l] {
+				t.Errorf("%s: two names print as %q", what, l)
+			}
+			seen[l] = true
+			if strings.IndexFunc(l, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
+				t.Errorf("%s: %+q holds a character outside printable ASCII", what, l)
+			}
+		}
+		if len(lines) != len(names) {
+			t.Errorf("%s: %d lines, want %d", what, len(lines), len(names))
+		}
+	}
+
+	r := must(t, 0, e, "", "list", "--all")
+	var rows []string
+	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n")[1:] {
+		f := strings.Fields(line)
+		rows = append(rows, f[0]+" "+f[2])
+	}
+	distinct("list", rows)
+
+	for _, args := range [][]string{{"rotate"}, {"verify"}} {
+		r = must(t, 1, e.with(keyNew, keyOld), "", args...)
+		var fails []string
+		for _, line := range strings.Split(r.Stdout, "\n") {
+			if strings.HasPrefix(line, "  id ") {
+				_, rest, _ := strings.Cut(line, ": ")
+				fails = append(fails, rest)
+			}
+		}
+		distinct(args[0], fails)
+	}
+
+	r = must(t, 0, e, "", "list", "--all", "--json")
+	var entries []listEntry
+	if err := json.Unmarshal([]byte(r.Stdout), &entries); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, en := range entries {
+		got = append(got, en.Key)
+	}
+	if diff := cmp.Diff(names, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("list --json keys (-want +got):\n%s", diff)
 	}
 }

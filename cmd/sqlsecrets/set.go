@@ -22,6 +22,10 @@ out of the process list and the shell history, so prefer it for real secrets:
   sqlsecrets set api_token < token.json
   printf '%s' "$TOKEN" | sqlsecrets set --string api_token
 
+The argument after KEY is always the value, even when it starts with '-':
+'sqlsecrets set --string pw -x' stores the string "-x". Only a KEY that
+starts with '-' needs -- before it.
+
 With --string, the input is taken as a plain string, not JSON. From standard
 input, exactly one trailing newline ("\n", or "\r\n") is removed, the one that
 files and echo end with; any other whitespace is kept. Use --string for
@@ -40,9 +44,9 @@ const maxValueSize = 16 << 20
 func runSet(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
 	var sf scopeFlags
-	sf.register(c, fs)
+	sf.register(fs)
 	asString := fs.Bool("string", false, "take the value as a plain string instead of JSON")
-	rest, err := c.parse(fs, args, "KEY")
+	rest, err := c.parse(fs, args, "KEY", 2)
 	if err != nil {
 		return err
 	}

@@ -30,17 +30,15 @@ standard error.
 
 func runVerify(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
-	batch := fs.Int("batch", rotation.DefaultBatchSize, "read `N` rows at a time")
+	batch := registerBatch(fs, rotation.DefaultBatchSize, rotation.MaxBatchSize,
+		"read `N` rows at a time")
 	asJSON := fs.Bool("json", false, "print the counts as one JSON object")
-	rest, err := c.parse(fs, args, "")
+	rest, err := c.parse(fs, args, "", 1)
 	if err != nil {
 		return err
 	}
 	if err := c.noArgs(rest); err != nil {
 		return err
-	}
-	if *batch < 1 {
-		return usageError("--batch must be 1 or more", c.helpHint())
 	}
 
 	ring, pool, err := open(ctx)
