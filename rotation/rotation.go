@@ -84,7 +84,8 @@ type Failure struct {
 }
 
 // Result is what Rotate did. Rotated, Skipped and Failed add up to the rows
-// it looked at. Failures lists at most Options.MaxFailures of the failed
+// it looked at in whole batches: when a run stops, a batch that it could
+// not finish is counted by the run that finishes it. Failures lists at most Options.MaxFailures of the failed
 // rows, by id.
 type Result struct {
 	Rotated  int64

@@ -77,7 +77,11 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 		}
 		// A batch, once read, is finished even if ctx is cancelled, so that
 		// a run stops between batches and its counts are exact.
+		// The counts cover whole batches only, like StoppedError.Done: a
+		// batch that fails takes its counts back out.
+		saved := *t
 		if err := do(context.WithoutCancel(ctx), rows); err != nil {
+			*t = saved
 			return stopped(after, done, err)
 		}
 
