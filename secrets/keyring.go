@@ -83,6 +83,10 @@ func parseKey(s string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: has leading or trailing whitespace", ErrInvalidKey)
 	}
 	if rest, ok := strings.CutPrefix(s, "base64:"); ok {
+		// The decoder would skip line breaks; a key has one spelling only.
+		if strings.ContainsAny(rest, " \t\r\n") {
+			return nil, fmt.Errorf("%w: base64: form contains whitespace or a line break", ErrInvalidKey)
+		}
 		b, err := base64.StdEncoding.Strict().DecodeString(rest)
 		if err != nil {
 			return nil, fmt.Errorf("%w: base64: form is not valid standard base64", ErrInvalidKey)
@@ -230,6 +234,16 @@ func (r *Keyring) Seal(n Name, plaintext []byte) (string, error) {
 // ErrIntegrity for anything altered, truncated or moved; all three match
 // ErrIntegrity.
 func (r *Keyring) Open(n Name, stored string) (plaintext []byte, current bool, err error) {
+	// A row whose name the table should not hold (written by hand, say)
+	// is not trusted either.
+	if err := n.validate(false); err != nil {
+		return nil, false, err
+	}
+	return r.open(n, stored)
+}
+
+// open is Open for a name that has been validated.
+func (r *Keyring) open(n Name, stored string) (plaintext []byte, current bool, err error) {
 	ks, err := r.usable()
 	if err != nil {
 		return nil, false, err

@@ -103,7 +103,7 @@ func (s Store) GetJSON(ctx context.Context, db DBTX, key string) (json.RawMessag
 	if err != nil {
 		return nil, &OpError{"get", n, err}
 	}
-	pt, _, err := s.ring.Open(n, stored)
+	pt, _, err := s.ring.open(n, stored)
 	if err != nil {
 		return nil, &OpError{"get", n, err}
 	}

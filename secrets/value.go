@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -35,63 +36,67 @@ func encodeValue(v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: value is %d bytes of JSON, more than the maximum of %d",
 			ErrInvalidArgument, len(pt), MaxValueSize)
 	}
-	if d := depth(pt); d > MaxValueDepth {
+	d, lone := scan(pt)
+	if d > MaxValueDepth {
 		return nil, fmt.Errorf("%w: value nests %d levels deep, more than the maximum of %d",
 			ErrInvalidArgument, d, MaxValueDepth)
+	}
+	if lone {
+		return nil, fmt.Errorf("%w: value holds half of a UTF-16 surrogate pair", ErrInvalidArgument)
 	}
 
 	// encoding/json passes the output of MarshalJSON and json.RawMessage
 	// through unchecked, and writes every invalid byte of a Go string as
-	// the escape \ufffd. Only when that escape appears is the value walked
-	// to tell a replaced byte from an escape that was written on purpose.
-	if !utf8.Valid(pt) || (hasReplacementEscape(pt) && hasInvalidText(reflect.ValueOf(v), 0)) {
+	// the escape \ufffd (or \\ufffd, for a field encoded twice with the
+	// ",string" option). Only when such an escape appears is the value
+	// walked, to tell a replaced byte from an escape written on purpose.
+	if !utf8.Valid(pt) || (bytes.Contains(pt, []byte(`\ufffd`)) && hasInvalidText(reflect.ValueOf(v), 0)) {
 		return nil, fmt.Errorf("%w: value holds text that is not valid UTF-8", ErrInvalidArgument)
 	}
 	return pt, nil
 }
 
-// depth returns the deepest nesting of arrays and objects in valid JSON
-// text.
-func depth(js []byte) int {
-	d, deepest := 0, 0
-	inString, escaped := false, false
-	for _, c := range js {
-		switch {
-		case escaped:
-			escaped = false
-		case inString && c == '\\':
-			escaped = true
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '[' || c == '{':
-			d++
-			deepest = max(deepest, d)
-		case c == ']' || c == '}':
-			d--
+// scan returns the deepest nesting of arrays and objects in valid JSON
+// text, and whether a string in it holds a \u escape of half a UTF-16
+// surrogate pair without its other half, which a decoder would replace.
+func scan(js []byte) (deepest int, loneSurrogate bool) {
+	d := 0
+	inString := false
+	pendingHigh := false // the last escape was a high surrogate
+	for i := 0; i < len(js); i++ {
+		c := js[i]
+		if !inString {
+			switch c {
+			case '"':
+				inString = true
+			case '[', '{':
+				d++
+				deepest = max(deepest, d)
+			case ']', '}':
+				d--
+			}
+			continue
 		}
-	}
-	return deepest
-}
 
-// hasReplacementEscape reports whether JSON text holds the escape \ufffd,
-// as opposed to an escaped backslash followed by "ufffd".
-func hasReplacementEscape(js []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(js[i:], []byte(`ufffd`))
-		if j < 0 {
-			return false
+		var r rune = -1 // the code unit of a \u escape, if c starts one
+		switch {
+		case c == '\\' && i+5 < len(js) && js[i+1] == 'u':
+			if v, err := strconv.ParseUint(string(js[i+2:i+6]), 16, 16); err == nil {
+				r = rune(v)
+			}
+			i += 5
+		case c == '\\':
+			i++ // a one-character escape
+		case c == '"':
+			inString = false
 		}
-		j += i
-		slashes := 0
-		for k := j - 1; k >= 0 && js[k] == '\\'; k-- {
-			slashes++
+		low := 0xDC00 <= r && r <= 0xDFFF
+		if pendingHigh != low {
+			return deepest, true
 		}
-		if slashes%2 == 1 {
-			return true
-		}
-		i = j + 1
+		pendingHigh = 0xD800 <= r && r <= 0xDBFF
 	}
+	return deepest, false
 }
 
 // maxDepth bounds hasInvalidText on values that nest deeper than any
@@ -139,7 +144,8 @@ func hasInvalidText(v reflect.Value, depth int) bool {
 		}
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if f := v.Type().Field(i); (f.IsExported() || f.Anonymous) && hasInvalidText(v.Field(i), depth+1) {
+			f := v.Type().Field(i)
+			if (f.IsExported() || f.Anonymous) && f.Tag.Get("json") != "-" && hasInvalidText(v.Field(i), depth+1) {
 				return true
 			}
 		}

@@ -41,6 +41,20 @@ func TestEncodeValueRefusesInvalidUTF8(t *testing.T) {
 		{"brackets in strings do not nest", `[[{"`, `"[[{\""`},
 		{"largest allowed", strings.Repeat("a", MaxValueSize-2), `"` + strings.Repeat("a", MaxValueSize-2) + `"`},
 		{"too large", strings.Repeat("a", MaxValueSize-1), ""},
+		{"surrogate pair", json.RawMessage(`"\ud83d\udd11"`), `"\ud83d\udd11"`},
+		{"escaped backslash before a surrogate-like text", json.RawMessage(`"\\ud800"`),
+			`"\\ud800"`},
+		{"lone high surrogate", json.RawMessage(`"\ud800"`), ""},
+		{"lone low surrogate", json.RawMessage(`"\udc00"`), ""},
+		{"high then a letter", json.RawMessage(`"\ud83d\u0041"`), ""},
+		{"lone surrogate in a key", json.RawMessage(`{"\ud800":1}`), ""},
+		{"string option", struct {
+			S string `json:",string"`
+		}{bad}, ""},
+		{"skipped field", struct {
+			S string `json:"-"`
+			T string
+		}{bad, `\ufffd`}, `{"T":"\\ufffd"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := encodeValue(tc.v)
