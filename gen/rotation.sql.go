@@ -9,16 +9,52 @@ import (
 	"context"
 )
 
+const claimChunk = `-- name: ClaimChunk :one
+SELECT pg_try_advisory_lock($1::int, $2::int)
+`
+
+type ClaimChunkParams struct {
+	Class int32
+	Chunk int32
+}
+
+// ClaimChunk takes a session advisory lock on one chunk of ids for this
+// rotation run's workers, or reports that another worker holds it.
+func (q *Queries) ClaimChunk(ctx context.Context, arg ClaimChunkParams) (bool, error) {
+	row := q.db.QueryRow(ctx, claimChunk, arg.Class, arg.Chunk)
+	var pg_try_advisory_lock bool
+	err := row.Scan(&pg_try_advisory_lock)
+	return pg_try_advisory_lock, err
+}
+
+const iDRange = `-- name: IDRange :one
+SELECT coalesce(min(id), 0)::bigint AS first_id, coalesce(max(id), -1)::bigint AS last_id
+FROM secrets
+`
+
+type IDRangeRow struct {
+	FirstID int64
+	LastID  int64
+}
+
+func (q *Queries) IDRange(ctx context.Context) (IDRangeRow, error) {
+	row := q.db.QueryRow(ctx, iDRange)
+	var i IDRangeRow
+	err := row.Scan(&i.FirstID, &i.LastID)
+	return i, err
+}
+
 const readBatch = `-- name: ReadBatch :many
 
 SELECT id, key, "group", owner_id, value FROM secrets
-WHERE id > $1
+WHERE id > $1 AND id <= $2
 ORDER BY id
-LIMIT $2
+LIMIT $3
 `
 
 type ReadBatchParams struct {
 	AfterID   int64
+	LastID    int64
 	BatchSize int32
 }
 
@@ -32,8 +68,10 @@ type ReadBatchRow struct {
 
 // What rotation and verification need: keyset-paginated reads over the
 // whole table and a compare-and-swap write of a whole batch.
+// ReadBatch reads the next rows after after_id, up to and including
+// last_id.
 func (q *Queries) ReadBatch(ctx context.Context, arg ReadBatchParams) ([]ReadBatchRow, error) {
-	rows, err := q.db.Query(ctx, readBatch, arg.AfterID, arg.BatchSize)
+	rows, err := q.db.Query(ctx, readBatch, arg.AfterID, arg.LastID, arg.BatchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +134,20 @@ func (q *Queries) ReadByIDs(ctx context.Context, ids []int64) ([]ReadByIDsRow, e
 		return nil, err
 	}
 	return items, nil
+}
+
+const releaseChunk = `-- name: ReleaseChunk :exec
+SELECT pg_advisory_unlock($1::int, $2::int)
+`
+
+type ReleaseChunkParams struct {
+	Class int32
+	Chunk int32
+}
+
+func (q *Queries) ReleaseChunk(ctx context.Context, arg ReleaseChunkParams) error {
+	_, err := q.db.Exec(ctx, releaseChunk, arg.Class, arg.Chunk)
+	return err
 }
 
 const swapValues = `-- name: SwapValues :many

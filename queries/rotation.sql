@@ -1,11 +1,25 @@
 -- What rotation and verification need: keyset-paginated reads over the
 -- whole table and a compare-and-swap write of a whole batch.
 
+-- ReadBatch reads the next rows after after_id, up to and including
+-- last_id.
 -- name: ReadBatch :many
 SELECT id, key, "group", owner_id, value FROM secrets
-WHERE id > sqlc.arg(after_id)
+WHERE id > sqlc.arg(after_id) AND id <= sqlc.arg(last_id)
 ORDER BY id
 LIMIT sqlc.arg(batch_size);
+
+-- name: IDRange :one
+SELECT coalesce(min(id), 0)::bigint AS first_id, coalesce(max(id), -1)::bigint AS last_id
+FROM secrets;
+
+-- ClaimChunk takes a session advisory lock on one chunk of ids for this
+-- rotation run's workers, or reports that another worker holds it.
+-- name: ClaimChunk :one
+SELECT pg_try_advisory_lock(sqlc.arg(class)::int, sqlc.arg(chunk)::int);
+
+-- name: ReleaseChunk :exec
+SELECT pg_advisory_unlock(sqlc.arg(class)::int, sqlc.arg(chunk)::int);
 
 -- name: ReadByIDs :many
 SELECT id, key, "group", owner_id, value FROM secrets

@@ -32,6 +32,9 @@ const DefaultBatchSize = 500
 // MaxBatchSize is the largest Options.BatchSize accepted.
 const MaxBatchSize = 50_000
 
+// MaxWorkers is the largest Options.Workers accepted.
+const MaxWorkers = 64
+
 // DefaultMaxFailures is how many failures a Result or Report lists when
 // Options.MaxFailures is 0. Failed rows past it are counted, not listed.
 const DefaultMaxFailures = 1000
@@ -59,9 +62,21 @@ type Options struct {
 	// exact. Default DefaultMaxFailures.
 	MaxFailures int
 
-	// Progress, if set, is called after every batch, from the goroutine
-	// that called Rotate or Verify.
+	// Progress, if set, is called after every batch: from the goroutine
+	// that called Rotate or Verify, or, with Workers, from the workers,
+	// one call at a time.
 	Progress func(Progress)
+
+	// Workers, when above 0, splits the run between that many workers,
+	// each on a connection of its own taken from db, which must then be a
+	// *pgxpool.Pool with room for them. Workers claim chunks of 10,000
+	// ids with PostgreSQL advisory locks, so runs in several processes, on
+	// several machines, share the table instead of each doing all of it;
+	// their Rotated counts add up to the rows that needed rotation. A
+	// process finishes only the chunks it claimed: when one of several
+	// fails, run Verify (or Rotate again) once they are all done.
+	// Default 0: one keyset pass over db, which may also be a pgx.Tx.
+	Workers int
 }
 
 // Progress is how far a run has got.
@@ -99,6 +114,10 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("rotation: %w: batch size %d is not within 1 to %d",
 			secrets.ErrInvalidArgument, o.BatchSize, MaxBatchSize)
 	}
+	if o.Workers < 0 || o.Workers > MaxWorkers {
+		return o, fmt.Errorf("rotation: %w: %d workers is not within 0 to %d",
+			secrets.ErrInvalidArgument, o.Workers, MaxWorkers)
+	}
 	if o.MaxFailures < 0 {
 		return o, fmt.Errorf("rotation: %w: negative max failures %d",
 			secrets.ErrInvalidArgument, o.MaxFailures)
@@ -131,31 +150,25 @@ func RotateKey(ctx context.Context, db secrets.DBTX, oldKey, newKey string,
 func Rotate(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 	opts Options) (Result, error) {
 	r := &rotator{ring: ring, dryRun: opts.DryRun}
-	err := walk(ctx, db, ring, opts, &r.tally, func(ctx context.Context, rows []row) error {
-		return r.batch(ctx, db, rows)
-	})
-	return Result{
-		Rotated: r.tally.a, Skipped: r.tally.b, Failed: r.tally.failed,
-		Failures: r.tally.failures,
-	}, err
+	t, err := walk(ctx, db, ring, opts, rotateClass, r.batch)
+	return Result{Rotated: t.a, Skipped: t.b, Failed: t.failed, Failures: t.failures}, err
 }
 
 type rotator struct {
 	ring   *secrets.Keyring
 	dryRun bool
-	tally  tally
 }
 
 // batch rotates one batch: it seals what needs sealing, swaps it in, and
 // reads again the rows that changed underneath, a few times at most.
-func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row) error {
+func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row, t *tally) error {
 	for attempt := 1; len(rows) > 0; attempt++ {
-		swap := r.reseal(rows)
+		swap := r.reseal(rows, t)
 		if len(swap.IDs) == 0 {
 			return nil
 		}
 		if r.dryRun {
-			r.tally.a += int64(len(swap.IDs))
+			t.a += int64(len(swap.IDs))
 			return nil
 		}
 
@@ -163,7 +176,7 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row) error 
 		if err != nil {
 			return err
 		}
-		r.tally.a += int64(len(done))
+		t.a += int64(len(done))
 		missed := missing(swap.IDs, done)
 		if len(missed) == 0 {
 			return nil
@@ -171,7 +184,7 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row) error 
 		if attempt == maxAttempts {
 			for _, rw := range rows {
 				if _, ok := missed[rw.id]; ok {
-					r.tally.fail(rw, ErrChanged)
+					t.fail(rw, ErrChanged)
 				}
 			}
 			return nil
@@ -184,19 +197,19 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row) error 
 			return err
 		}
 		// A row deleted in between needs no rotation.
-		r.tally.b += int64(len(missed) - len(rows))
+		t.b += int64(len(missed) - len(rows))
 	}
 	return nil
 }
 
 // reseal opens each row and seals it with the current key. Rows already
 // under it are counted as skipped, rows that do not open as failed.
-func (r *rotator) reseal(rows []row) gen.SwapValuesParams {
+func (r *rotator) reseal(rows []row, t *tally) gen.SwapValuesParams {
 	var p gen.SwapValuesParams
 	for _, rw := range rows {
 		pt, current, err := r.ring.Open(rw.name, rw.value)
 		if err == nil && current {
-			r.tally.b++
+			t.b++
 			continue
 		}
 		var sealed string
@@ -205,7 +218,7 @@ func (r *rotator) reseal(rows []row) gen.SwapValuesParams {
 		}
 		clear(pt)
 		if err != nil {
-			r.tally.fail(rw, err)
+			t.fail(rw, err)
 			continue
 		}
 		p.IDs = append(p.IDs, rw.id)

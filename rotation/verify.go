@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/sqlsecrets/sqlsecrets/secrets"
 )
@@ -33,28 +34,28 @@ type Report struct {
 // with the ring that lacks it reports no unreadable rows.
 func Verify(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 	opts Options) (Report, error) {
-	var t tally
-	var legacy int64
-	err := walk(ctx, db, ring, opts, &t, func(_ context.Context, rows []row) error {
-		for _, rw := range rows {
-			pt, current, err := ring.Open(rw.name, rw.value)
-			clear(pt)
-			switch {
-			case err != nil:
-				t.fail(rw, err)
-			case current:
-				t.a++
-			default:
-				t.b++
-				if secrets.IsLegacy(rw.value) {
-					legacy++
+	var legacy atomic.Int64
+	t, err := walk(ctx, db, ring, opts, verifyClass,
+		func(_ context.Context, _ secrets.DBTX, rows []row, t *tally) error {
+			for _, rw := range rows {
+				pt, current, err := ring.Open(rw.name, rw.value)
+				clear(pt)
+				switch {
+				case err != nil:
+					t.fail(rw, err)
+				case current:
+					t.a++
+				default:
+					t.b++
+					if secrets.IsLegacy(rw.value) {
+						legacy.Add(1)
+					}
 				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
 	return Report{
-		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b, Legacy: legacy,
+		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b, Legacy: legacy.Load(),
 		Unreadable: t.failed, Failures: t.failures,
 	}, err
 }

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sqlsecrets/sqlsecrets/gen"
 	"github.com/sqlsecrets/sqlsecrets/secrets"
@@ -31,44 +35,89 @@ func (t *tally) fail(rw row, err error) {
 	}
 }
 
-// walk reads the whole table in keyset batches on id and hands each batch
-// to do. It stops between batches when ctx is done, with a *StoppedError,
-// and reports progress after each batch.
+// add adds the counts of o to t.
+func (t *tally) add(o tally) {
+	t.a, t.b, t.failed = t.a+o.a, t.b+o.b, t.failed+o.failed
+	for _, f := range o.failures {
+		if len(t.failures) < t.max {
+			t.failures = append(t.failures, f)
+		}
+	}
+}
+
+// batchFunc handles one batch of rows, read through db, counting into t.
+type batchFunc func(ctx context.Context, db secrets.DBTX, rows []row, t *tally) error
+
+// Chunks of ids that workers claim. Each is a range of chunkWidth ids,
+// numbered from id 0, so that every process cuts the table the same way.
+const chunkWidth = 10_000
+
+// Advisory lock classes: rotations and verifications claim chunks apart,
+// so that a Verify never skips what a Rotate holds.
+const (
+	rotateClass = 0x73725254 // "srRT"
+	verifyClass = 0x73725646 // "srVF"
+)
+
+// run is one Rotate or Verify: the sum of its batches and its progress.
+type run struct {
+	opts  Options
+	class int32
+	do    batchFunc
+
+	mu    sync.Mutex // guards sum and done, and serializes Progress calls
+	sum   tally
+	done  int64
+	total int64
+}
+
+// walk reads the whole table in batches and hands each to do: in keyset
+// order on id over db, or, with Options.Workers, by workers that claim
+// chunks of ids. It stops between batches when ctx is done, with a
+// *StoppedError, and reports progress after each batch.
 func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Options,
-	t *tally, do func(context.Context, []row) error) error {
+	class int32, do batchFunc) (tally, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
-		return err
+		return tally{}, err
 	}
 	if ring == nil {
-		return fmt.Errorf("rotation: %w: nil keyring", secrets.ErrInvalidArgument)
+		return tally{}, fmt.Errorf("rotation: %w: nil keyring", secrets.ErrInvalidArgument)
 	}
-	t.max = opts.MaxFailures
+	r := &run{opts: opts, class: class, do: do, sum: tally{max: opts.MaxFailures}}
 
-	// The cursor starts below every id: an adopted table may hold ids of
-	// 0 or less. (Only a row with the smallest bigint itself is out of
-	// reach; no identity column produces it.)
-	var after int64 = math.MinInt64
-	var done int64
-
-	q := gen.New(db)
-	total, err := q.CountSecrets(ctx)
+	total, err := gen.New(db).CountSecrets(ctx)
 	if err != nil {
-		return stopped(after, done, fmt.Errorf("count rows: %w", err))
+		return r.sum, r.stopped(math.MinInt64, fmt.Errorf("count rows: %w", err))
 	}
+	r.total = total
 
+	if opts.Workers == 0 {
+		// The cursor starts below every id: an adopted table may hold ids of
+		// 0 or less. (Only a row with the smallest bigint itself is out of
+		// reach; no identity column produces it.)
+		after, err := r.walkRange(ctx, db, math.MinInt64, math.MaxInt64)
+		if err != nil {
+			return r.sum, r.stopped(after, err)
+		}
+		return r.sum, nil
+	}
+	return r.sum, r.workers(ctx, db)
+}
+
+// walkRange walks the ids after after, up to and including last, and
+// returns the last id of the last whole batch.
+func (r *run) walkRange(ctx context.Context, db secrets.DBTX, after, last int64) (int64, error) {
+	q := gen.New(db)
 	for {
 		if err := ctx.Err(); err != nil {
-			return stopped(after, done, err)
+			return after, err
 		}
 		batch, err := q.ReadBatch(ctx, gen.ReadBatchParams{
-			AfterID: after, BatchSize: int32(opts.BatchSize),
+			AfterID: after, LastID: last, BatchSize: int32(r.opts.BatchSize),
 		})
-		if err != nil {
-			return stopped(after, done, err)
-		}
-		if len(batch) == 0 {
-			return nil
+		if err != nil || len(batch) == 0 {
+			return after, err
 		}
 
 		rows := make([]row, len(batch))
@@ -76,24 +125,135 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 			rows[i] = row{b.ID, secrets.Name{Group: b.Group, Owner: b.OwnerID, Key: b.Key}, b.Value}
 		}
 		// A batch, once read, is finished even if ctx is cancelled, so that
-		// a run stops between batches and its counts are exact.
-		// The counts cover whole batches only, like StoppedError.Done: a
-		// batch that fails takes its counts back out.
-		saved := *t
-		if err := do(context.WithoutCancel(ctx), rows); err != nil {
-			*t = saved
-			return stopped(after, done, err)
+		// a run stops between batches. Its counts join the run's only when
+		// the whole batch is done, like StoppedError.Done.
+		t := tally{max: r.opts.MaxFailures}
+		if err := r.do(context.WithoutCancel(ctx), db, rows, &t); err != nil {
+			return after, err
 		}
-
 		after = batch[len(batch)-1].ID
-		done += int64(len(batch))
-		if opts.Progress != nil {
-			opts.Progress(Progress{
-				Total: max(total, done), Done: done,
-				Rotated: t.a, Skipped: t.b, Failed: t.failed,
+		r.finish(t, len(batch))
+	}
+}
+
+// finish adds a whole batch to the run and reports progress.
+func (r *run) finish(t tally, rows int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sum.add(t)
+	r.done += int64(rows)
+	if r.opts.Progress != nil {
+		r.opts.Progress(Progress{
+			Total: max(r.total, r.done), Done: r.done,
+			Rotated: r.sum.a, Skipped: r.sum.b, Failed: r.sum.failed,
+		})
+	}
+}
+
+func (r *run) stopped(after int64, err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &StoppedError{Done: r.done, AfterID: after, Err: err}
+}
+
+// acquirer is what workers need of the database: a pool to take
+// connections of their own from.
+type acquirer interface {
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
+}
+
+// workers runs Options.Workers workers, each on a connection of its own,
+// that claim chunks of ids in turn. A chunk is claimed with a session
+// advisory lock held until the worker ends, so workers of other processes
+// running the same rotation skip it too.
+func (r *run) workers(ctx context.Context, db secrets.DBTX) error {
+	pool, ok := db.(acquirer)
+	if !ok {
+		return fmt.Errorf("rotation: %w: Workers needs a *pgxpool.Pool, not a %T",
+			secrets.ErrInvalidArgument, db)
+	}
+	ids, err := gen.New(db).IDRange(ctx)
+	if err != nil {
+		return r.stopped(math.MinInt64, fmt.Errorf("id range: %w", err))
+	}
+	first, last := floorDiv(ids.FirstID, chunkWidth), floorDiv(ids.LastID, chunkWidth)
+	var next atomic.Int64
+	next.Store(first)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range r.opts.Workers {
+		wg.Go(func() {
+			if err := r.worker(ctx, pool, &next, last); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return r.stopped(math.MinInt64, err)
+	}
+	return nil
+}
+
+// worker claims and walks chunks until none is left.
+func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, last int64) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	q := gen.New(conn)
+	var claimed []int32
+	defer func() {
+		for _, c := range claimed {
+			// A failed unlock ends with the connection's session at the latest.
+			_ = q.ReleaseChunk(context.WithoutCancel(ctx), gen.ReleaseChunkParams{
+				Class: r.class, Chunk: c,
 			})
 		}
+	}()
+
+	for {
+		c := next.Add(1) - 1
+		if c > last {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Chunk numbers wrap at 2^32 chunks, far beyond any real table;
+		// two chunks that share a lock number only take turns.
+		key := int32(c)
+		mine, err := q.ClaimChunk(ctx, gen.ClaimChunkParams{Class: r.class, Chunk: key})
+		if err != nil {
+			return err
+		}
+		if !mine {
+			continue // another process's worker has it
+		}
+		claimed = append(claimed, key)
+
+		after, end := c*chunkWidth-1, c*chunkWidth+chunkWidth-1
+		if c == floorDiv(math.MinInt64, chunkWidth) {
+			after = math.MinInt64
+		}
+		if c == last {
+			end = math.MaxInt64 // and whatever is inserted meanwhile
+		}
+		if _, err := r.walkRange(ctx, conn, after, end); err != nil {
+			return err
+		}
 	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 // StoppedError is the error of a Rotate or Verify that stopped before the
@@ -101,15 +261,22 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 // how far the run got; everything before that point is done, and running
 // again continues from there.
 type StoppedError struct {
-	Done    int64 // rows looked at in whole batches
-	AfterID int64 // the last id of the last whole batch; math.MinInt64 before the first
-	Err     error // the cause, such as context.Canceled
+	Done int64 // rows looked at in whole batches
+
+	// AfterID is the last id of the last whole batch of a run without
+	// workers; math.MinInt64 before the first batch, and with workers.
+	AfterID int64
+
+	Err error // the cause, such as context.Canceled
 }
 
 // Error returns "stopped after N rows, at id X; run again to continue: cause".
 func (e *StoppedError) Error() string {
-	if e.Done == 0 {
+	switch {
+	case e.Done == 0:
 		return fmt.Sprintf("stopped before the first batch; run again: %v", e.Err)
+	case e.AfterID == math.MinInt64:
+		return fmt.Sprintf("stopped after %d rows; run again to continue: %v", e.Done, e.Err)
 	}
 	return fmt.Sprintf("stopped after %d rows, at id %d; run again to continue: %v",
 		e.Done, e.AfterID, e.Err)
@@ -117,10 +284,6 @@ func (e *StoppedError) Error() string {
 
 // Unwrap returns the cause.
 func (e *StoppedError) Unwrap() error { return e.Err }
-
-func stopped(after, done int64, err error) error {
-	return &StoppedError{Done: done, AfterID: after, Err: err}
-}
 
 // readIDs reads the rows with the given ids again; deleted ones are absent.
 func readIDs(ctx context.Context, db secrets.DBTX, ids map[int64]struct{}) ([]row, error) {
