@@ -83,13 +83,16 @@ func keyring() (*secrets.Keyring, error) {
 // connect checks DATABASE_URL and opens a small pool on it, having made
 // sure that the server answers. The caller closes the pool.
 func connect(ctx context.Context) (*pgxpool.Pool, error) {
-	return connectWith(ctx, nil)
+	return connectWith(ctx, nil, defaultConns)
 }
+
+// defaultConns is the size of the pool of a command without workers.
+const defaultConns = 4
 
 // connectWith is connect with run-time parameters that every connection
 // of the pool sends in its startup packet, over those of DATABASE_URL:
 // the server applies them when the session starts, as if it ran SET.
-func connectWith(ctx context.Context, params map[string]string) (*pgxpool.Pool, error) {
+func connectWith(ctx context.Context, params map[string]string, conns int) (*pgxpool.Pool, error) {
 	raw, err := databaseURL()
 	if err != nil {
 		return nil, err
@@ -98,6 +101,7 @@ func connectWith(ctx context.Context, params map[string]string) (*pgxpool.Pool, 
 	if err != nil {
 		return nil, err
 	}
+	cfg.MaxConns = int32(max(conns, defaultConns))
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err == nil {
@@ -128,7 +132,7 @@ func poolConfig(raw string, params map[string]string) (*pgxpool.Config, error) {
 				"host=... user=... dbname=...; check the scheme, the port and the parameters",
 		}
 	}
-	cfg.MaxConns = 4
+	cfg.MaxConns = defaultConns
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
@@ -145,6 +149,11 @@ func poolConfig(raw string, params map[string]string) (*pgxpool.Config, error) {
 // or writes secrets. The environment is checked in full before anything
 // connects.
 func open(ctx context.Context) (*secrets.Keyring, *pgxpool.Pool, error) {
+	return openConns(ctx, defaultConns)
+}
+
+// openConns is open with a pool of up to conns connections.
+func openConns(ctx context.Context, conns int) (*secrets.Keyring, *pgxpool.Pool, error) {
 	if _, err := databaseURL(); err != nil {
 		return nil, nil, err
 	}
@@ -152,7 +161,7 @@ func open(ctx context.Context) (*secrets.Keyring, *pgxpool.Pool, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := connect(ctx)
+	pool, err := connectWith(ctx, nil, conns)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -213,49 +213,54 @@ func parseOwner(s string) (int64, error) {
 	return id, nil
 }
 
-// batchFlag is the value of --batch: a number of rows or records from 1
-// to max, the library's own limit. The bounds are checked here, before
-// anything connects. A batch size is not secret: its errors show the
-// value, escaped.
-type batchFlag struct {
-	n   int
-	max int
+// boundedFlag is the value of a numeric flag such as --batch: a whole
+// number from min to max, the library's own limits. The bounds are checked
+// here, before anything connects. Such a number is not secret: its errors
+// show the value, escaped.
+type boundedFlag struct {
+	name     string
+	n        int
+	min, max int
 }
 
 // registerBatch adds --batch to fs, with the default def and the largest
 // value max.
 func registerBatch(fs *flag.FlagSet, def, max int, usage string) *int {
-	b := &batchFlag{n: def, max: max}
-	fs.Var(b, "batch", fmt.Sprintf("%s, 1 to %d", usage, max))
+	return registerBounded(fs, "batch", def, 1, max, usage)
+}
+
+// registerBounded adds the flag name to fs, a whole number from min to
+// max with the default def.
+func registerBounded(fs *flag.FlagSet, name string, def, min, max int, usage string) *int {
+	b := &boundedFlag{name: name, n: def, min: min, max: max}
+	fs.Var(b, name, fmt.Sprintf("%s, %d to %d", usage, min, max))
 	return &b.n
 }
 
-func (b *batchFlag) String() string {
+func (b *boundedFlag) String() string {
 	if b == nil {
 		return "0"
 	}
 	return strconv.Itoa(b.n)
 }
 
-func (b *batchFlag) Set(s string) error {
+func (b *boundedFlag) Set(s string) error {
 	var why string
 	digits, negative := strings.CutPrefix(s, "-")
 	n, err := strconv.ParseInt(digits, 10, 64)
 	switch {
 	case !isDigits(digits):
 		why = "not a whole number"
-	case negative:
-		why = "less than 1"
+	case negative && (n > 0 || b.min > 0), !negative && err == nil && n < int64(b.min):
+		why = fmt.Sprintf("less than %d", b.min)
 	case err != nil || n > int64(b.max):
 		why = fmt.Sprintf("more than %d", b.max)
-	case n < 1:
-		why = "less than 1"
 	}
 	if why != "" {
-		return usageError(fmt.Sprintf("invalid --batch %s: %s", strconv.QuoteToASCII(s), why),
-			fmt.Sprintf("--batch takes a whole number from 1 to %d", b.max))
+		return usageError(fmt.Sprintf("invalid --%s %s: %s", b.name, strconv.QuoteToASCII(s), why),
+			fmt.Sprintf("--%s takes a whole number from %d to %d", b.name, b.min, b.max))
 	}
-	b.n = int(n)
+	b.n = int(n) // n is 0 for "-0"
 	return nil
 }
 

@@ -97,10 +97,26 @@ func TestParseSetValue(t *testing.T) {
 	}
 }
 
+func TestWorkersFlag(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"0": 0, "-0": 0, "4": 4, "64": 64} {
+		b := &boundedFlag{name: "workers", min: 0, max: 64}
+		if err := b.Set(in); err != nil || b.n != want {
+			t.Errorf("--workers %s: got %d, %v; want %d", in, b.n, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "65", "x"} {
+		b := &boundedFlag{name: "workers", min: 0, max: 64}
+		if err := b.Set(in); err == nil || !strings.Contains(err.Error(), "--workers") {
+			t.Errorf("--workers %q: got %v; want an error naming --workers", in, err)
+		}
+	}
+}
+
 func TestBatchFlag(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]int{"1": 1, "500": 500, "50000": 50000, "007": 7} {
-		b := &batchFlag{n: 500, max: 50000}
+		b := &boundedFlag{name: "batch", n: 500, min: 1, max: 50000}
 		if err := b.Set(in); err != nil || b.n != want {
 			t.Errorf("--batch %s: got %d, %v; want %d", in, b.n, err, want)
 		}
@@ -122,7 +138,7 @@ func TestBatchFlag(t *testing.T) {
 		"1e3":                   "not a whole number",
 		"5\x1b[2J":              "not a whole number",
 	} {
-		b := &batchFlag{n: 500, max: 50000}
+		b := &boundedFlag{name: "batch", n: 500, min: 1, max: 50000}
 		err := b.Set(in)
 		if err == nil || !strings.HasSuffix(err.Error(), ": "+why) || b.n != 500 {
 			t.Errorf("--batch %q: got %v, n %d; want an error ending %q", in, err, b.n, why)

@@ -74,7 +74,7 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 			params[allowDropSetting] = "on"
 		}
 	}
-	pool, err := connectWith(ctx, params)
+	pool, err := connectWith(ctx, params, defaultConns)
 	if err != nil {
 		return err
 	}

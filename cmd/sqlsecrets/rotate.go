@@ -10,7 +10,7 @@ import (
 
 var rotateCommand = &command{
 	name:     "rotate",
-	synopsis: "[--batch N] [--dry-run] [--json]",
+	synopsis: "[--batch N] [--workers N] [--dry-run] [--json]",
 	summary:  "re-encrypt every secret with the current key",
 	help: `Rotate re-encrypts every secret that the keyring can open with the current
 key, SECRETS_KEY. Put the old key, or keys, in SECRETS_PREVIOUS_KEYS. Rows
@@ -30,6 +30,12 @@ failed rows; --json prints instead
 It exits with status 1 when a row failed. On SIGINT or SIGTERM it stops
 after the batch in progress and says how far it got; run it again to
 finish. Progress goes to standard error.
+
+With --workers N, N connections share the work, each claiming chunks of
+10,000 ids with an advisory lock. Rotations started with --workers in
+several processes, on several machines, share the table the same way; each
+prints the rows it rotated, and their sum is the rows that needed it. Run
+verify once they have all finished.
 `,
 	run: runRotate,
 }
@@ -54,6 +60,8 @@ func failuresJSON(fs []rotation.Failure) []failureJSON {
 
 func runRotate(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
+	workers := registerBounded(fs, "workers", 0, 0, rotation.MaxWorkers,
+		"split the run between `N` connections that claim chunks of ids; 0 for one pass")
 	batch := registerBatch(fs, rotation.DefaultBatchSize, rotation.MaxBatchSize,
 		"read and write `N` rows at a time")
 	dryRun := fs.Bool("dry-run", false, "open every row and count, but write nothing")
@@ -66,7 +74,7 @@ func runRotate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	ring, pool, err := open(ctx)
+	ring, pool, err := openConns(ctx, *workers+1)
 	if err != nil {
 		return err
 	}
@@ -75,6 +83,7 @@ func runRotate(ctx context.Context, c *cli, args []string) error {
 	prog := c.newProgress("rotate")
 	res, runErr := rotation.Rotate(ctx, pool, ring, rotation.Options{
 		BatchSize: *batch,
+		Workers:   *workers,
 		DryRun:    *dryRun,
 		Progress: func(p rotation.Progress) {
 			prog.update(fraction(p.Done, p.Total), fmt.Sprintf("%d/%d rows", p.Done, p.Total),

@@ -9,7 +9,7 @@ import (
 
 var verifyCommand = &command{
 	name:     "verify",
-	synopsis: "[--batch N] [--json]",
+	synopsis: "[--batch N] [--workers N] [--json]",
 	summary:  "check that every secret opens with the keyring",
 	help: `Verify opens every secret with the keyring of SECRETS_KEY and
 SECRETS_PREVIOUS_KEYS, checking each one's integrity, and counts them:
@@ -30,6 +30,8 @@ standard error.
 
 func runVerify(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
+	workers := registerBounded(fs, "workers", 0, 0, rotation.MaxWorkers,
+		"split the run between `N` connections that claim chunks of ids; 0 for one pass")
 	batch := registerBatch(fs, rotation.DefaultBatchSize, rotation.MaxBatchSize,
 		"read `N` rows at a time")
 	asJSON := fs.Bool("json", false, "print the counts as one JSON object")
@@ -41,7 +43,7 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	ring, pool, err := open(ctx)
+	ring, pool, err := openConns(ctx, *workers+1)
 	if err != nil {
 		return err
 	}
@@ -50,6 +52,7 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 	prog := c.newProgress("verify")
 	rep, err := rotation.Verify(ctx, pool, ring, rotation.Options{
 		BatchSize: *batch,
+		Workers:   *workers,
 		Progress: func(p rotation.Progress) {
 			prog.update(fraction(p.Done, p.Total), fmt.Sprintf("%d/%d rows", p.Done, p.Total),
 				fmt.Sprintf(", current %d, previous %d, unreadable %d",
