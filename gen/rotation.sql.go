@@ -153,23 +153,27 @@ func (q *Queries) ReleaseChunk(ctx context.Context, arg ReleaseChunkParams) erro
 const swapValues = `-- name: SwapValues :many
 WITH locked AS (
     SELECT id FROM secrets
-    WHERE id = ANY($1::bigint[])
+    WHERE id BETWEEN $1 AND $2
+      AND id = ANY($3::bigint[])
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 )
 UPDATE secrets AS s SET value = u.new_value
 FROM (
     SELECT
-        unnest($1::bigint[]) AS id,
-        unnest($2::text[]) AS old_value,
-        unnest($3::text[]) AS new_value
+        unnest($3::bigint[]) AS id,
+        unnest($4::text[]) AS old_value,
+        unnest($5::text[]) AS new_value
 ) AS u
 JOIN locked ON locked.id = u.id
-WHERE s.id = u.id AND s.value = u.old_value
+WHERE s.id BETWEEN $1 AND $2
+  AND s.id = u.id AND s.value = u.old_value
 RETURNING s.id
 `
 
 type SwapValuesParams struct {
+	FirstID   int64
+	LastID    int64
 	IDs       []int64
 	OldValues []string
 	NewValues []string
@@ -180,8 +184,16 @@ type SwapValuesParams struct {
 // the newer value and is missing from the result. So is a row that another
 // transaction holds locked: the statement never waits for a lock, so it
 // cannot deadlock with an application's writes.
+// The ANY condition lets the planner read the batch's rows by index
+// rather than scan the table to join them.
 func (q *Queries) SwapValues(ctx context.Context, arg SwapValuesParams) ([]int64, error) {
-	rows, err := q.db.Query(ctx, swapValues, arg.IDs, arg.OldValues, arg.NewValues)
+	rows, err := q.db.Query(ctx, swapValues,
+		arg.FirstID,
+		arg.LastID,
+		arg.IDs,
+		arg.OldValues,
+		arg.NewValues,
+	)
 	if err != nil {
 		return nil, err
 	}

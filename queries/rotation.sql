@@ -34,7 +34,8 @@ ORDER BY id;
 -- name: SwapValues :many
 WITH locked AS (
     SELECT id FROM secrets
-    WHERE id = ANY(sqlc.arg(ids)::bigint[])
+    WHERE id BETWEEN sqlc.arg(first_id) AND sqlc.arg(last_id)
+      AND id = ANY(sqlc.arg(ids)::bigint[])
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 )
@@ -46,5 +47,8 @@ FROM (
         unnest(sqlc.arg(new_values)::text[]) AS new_value
 ) AS u
 JOIN locked ON locked.id = u.id
-WHERE s.id = u.id AND s.value = u.old_value
+-- The ANY condition lets the planner read the batch's rows by index
+-- rather than scan the table to join them.
+WHERE s.id BETWEEN sqlc.arg(first_id) AND sqlc.arg(last_id)
+  AND s.id = u.id AND s.value = u.old_value
 RETURNING s.id;

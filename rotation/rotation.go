@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sqlsecrets/sqlsecrets/gen"
@@ -172,6 +173,7 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row, t *tal
 			return nil
 		}
 
+		swap.FirstID, swap.LastID = slices.Min(swap.IDs), slices.Max(swap.IDs)
 		done, err := gen.New(db).SwapValues(ctx, swap)
 		if err != nil {
 			return err
