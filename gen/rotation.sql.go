@@ -211,3 +211,18 @@ func (q *Queries) SwapValues(ctx context.Context, arg SwapValuesParams) ([]int64
 	}
 	return items, nil
 }
+
+const waitChunk = `-- name: WaitChunk :exec
+SELECT pg_advisory_lock($1::int, $2::int)
+`
+
+type WaitChunkParams struct {
+	Class int32
+	Chunk int32
+}
+
+// WaitChunk takes the same lock as ClaimChunk, waiting for it.
+func (q *Queries) WaitChunk(ctx context.Context, arg WaitChunkParams) error {
+	_, err := q.db.Exec(ctx, waitChunk, arg.Class, arg.Chunk)
+	return err
+}

@@ -18,6 +18,10 @@ FROM secrets;
 -- name: ClaimChunk :one
 SELECT pg_try_advisory_lock(sqlc.arg(class)::int, sqlc.arg(chunk)::int);
 
+-- WaitChunk takes the same lock as ClaimChunk, waiting for it.
+-- name: WaitChunk :exec
+SELECT pg_advisory_lock(sqlc.arg(class)::int, sqlc.arg(chunk)::int);
+
 -- name: ReleaseChunk :exec
 SELECT pg_advisory_unlock(sqlc.arg(class)::int, sqlc.arg(chunk)::int);
 

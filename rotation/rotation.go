@@ -72,10 +72,10 @@ type Options struct {
 	// each on a connection of its own taken from db, which must then be a
 	// *pgxpool.Pool with room for them. Workers claim chunks of 10,000
 	// ids with PostgreSQL advisory locks, so runs in several processes, on
-	// several machines, share the table instead of each doing all of it;
-	// their Rotated counts add up to the rows that needed rotation. A
-	// process finishes only the chunks it claimed: when one of several
-	// fails, run Verify (or Rotate again) once they are all done.
+	// several machines, split the writing between them; their Rotated
+	// counts add up to the rows that needed rotation. A chunk held by
+	// another run is read again once that run lets go of it, so each run
+	// still covers the whole table, even when another one dies.
 	// Default 0: one keyset pass over db, which may also be a pgx.Tx.
 	Workers int
 }

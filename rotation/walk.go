@@ -163,9 +163,12 @@ type acquirer interface {
 }
 
 // workers runs Options.Workers workers, each on a connection of its own,
-// that claim chunks of ids in turn. A chunk is claimed with a session
-// advisory lock held until the worker ends, so workers of other processes
-// running the same rotation skip it too.
+// that claim chunks of ids in turn with a session advisory lock, so that
+// workers of other processes running a rotation at the same time take
+// other chunks. A chunk that another worker holds is put off, and walked
+// at the end once its lock is free: rows that worker finished are then
+// skipped, and rows it could not finish (it failed, or its process died)
+// are done here, so every run covers the whole table.
 func (r *run) workers(ctx context.Context, db secrets.DBTX) error {
 	pool, ok := db.(acquirer)
 	if !ok {
@@ -197,7 +200,8 @@ func (r *run) workers(ctx context.Context, db secrets.DBTX) error {
 	return nil
 }
 
-// worker claims and walks chunks until none is left.
+// worker claims and walks chunks until none is left, then walks the ones
+// it put off.
 func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, last int64) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -205,48 +209,64 @@ func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, las
 	}
 	defer conn.Release()
 	q := gen.New(conn)
-	var claimed []int32
-	defer func() {
-		for _, c := range claimed {
-			// A failed unlock ends with the connection's session at the latest.
-			_ = q.ReleaseChunk(context.WithoutCancel(ctx), gen.ReleaseChunkParams{
-				Class: r.class, Chunk: c,
-			})
-		}
-	}()
 
+	var later []int64
 	for {
 		c := next.Add(1) - 1
 		if c > last {
-			return nil
+			break
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// Chunk numbers wrap at 2^32 chunks, far beyond any real table;
-		// two chunks that share a lock number only take turns.
-		key := int32(c)
-		mine, err := q.ClaimChunk(ctx, gen.ClaimChunkParams{Class: r.class, Chunk: key})
+		mine, err := q.ClaimChunk(ctx, gen.ClaimChunkParams{Class: r.class, Chunk: lockKey(c)})
 		if err != nil {
 			return err
 		}
 		if !mine {
-			continue // another process's worker has it
+			later = append(later, c) // another process's worker has it
+			continue
 		}
-		claimed = append(claimed, key)
-
-		after, end := c*chunkWidth-1, c*chunkWidth+chunkWidth-1
-		if c == floorDiv(math.MinInt64, chunkWidth) {
-			after = math.MinInt64
-		}
-		if c == last {
-			end = math.MaxInt64 // and whatever is inserted meanwhile
-		}
-		if _, err := r.walkRange(ctx, conn, after, end); err != nil {
+		if err := r.walkChunk(ctx, conn, c, last); err != nil {
 			return err
 		}
 	}
+
+	for _, c := range later {
+		err := q.WaitChunk(ctx, gen.WaitChunkParams{Class: r.class, Chunk: lockKey(c)})
+		if err != nil {
+			return err
+		}
+		if err := r.walkChunk(ctx, conn, c, last); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// walkChunk walks chunk c, whose lock conn holds, and releases the lock.
+func (r *run) walkChunk(ctx context.Context, conn *pgxpool.Conn, c, last int64) error {
+	defer func() {
+		// A failed unlock ends with the connection's session at the latest.
+		_ = gen.New(conn).ReleaseChunk(context.WithoutCancel(ctx), gen.ReleaseChunkParams{
+			Class: r.class, Chunk: lockKey(c),
+		})
+	}()
+	after, end := c*chunkWidth-1, c*chunkWidth+chunkWidth-1
+	if c == floorDiv(math.MinInt64, chunkWidth) {
+		after = math.MinInt64
+	}
+	if c == last {
+		end = math.MaxInt64 // and whatever is inserted meanwhile
+	}
+	_, err := r.walkRange(ctx, conn, after, end)
+	return err
+}
+
+// lockKey is the advisory lock number of chunk c. Numbers wrap at 2^32
+// chunks, far beyond any real table; two chunks that share a number only
+// take turns.
+func lockKey(c int64) int32 { return int32(c) }
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
