@@ -197,9 +197,10 @@ type Options struct {
 
 // Import reads JSON Lines from r and stores every record with the current
 // key of ring, overwriting secrets that exist. It returns how many records
-// it wrote. When ctx is cancelled it stops before the next batch. On a bad line it stops, having written every batch before the
-// one that holds the line and nothing of that one; the error names the
-// line and says how many records were written.
+// it wrote. When ctx is cancelled it stops before the next batch. On a
+// bad line it stops, having written every batch before the one that holds
+// the line and nothing of that one; the error names the line and says how
+// many records were written.
 func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Reader,
 	opts Options) (int64, error) {
 	if opts.BatchSize < 0 || opts.BatchSize > MaxBatchSize {

@@ -484,7 +484,8 @@ func TestRotateUpgradesLegacyRows(t *testing.T) {
 	_, pool := pgtest.Migrated(t)
 	ctx := context.Background()
 	// A value the PHP original wrote for "secret123" under keyA.
-	const php = "M2JhM2Y1ZjQzYjkyNjAyNjgzYzE5YWVlNjJhMjAzNDJiMDg0ZGQ1OTcxZGRkMzM4MDhkODFhMzI4ODc5YTU0NzbavpNMXYbeBiCkxLN1CH4zRFNVMFZlM2VNdlRmWWpZVi9yaGJBPT0="
+	const php = "M2JhM2Y1ZjQzYjkyNjAyNjgzYzE5YWVlNjJhMjAzNDJiMDg0ZGQ1OTcxZGRkMzM4MDhk" +
+		"ODFhMzI4ODc5YTU0NzbavpNMXYbeBiCkxLN1CH4zRFNVMFZlM2VNdlRmWWpZVi9yaGJBPT0="
 	phpKey := "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	if _, err := pool.Exec(ctx, `INSERT INTO secrets (key, value) VALUES ('old', $1)`, php); err != nil {
 		t.Fatal(err)

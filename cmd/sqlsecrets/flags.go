@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sqlsecrets/sqlsecrets/rotation"
 )
 
 // This file reads the arguments of a command: its flags, then its
@@ -227,6 +229,12 @@ type boundedFlag struct {
 // value max.
 func registerBatch(fs *flag.FlagSet, def, max int, usage string) *int {
 	return registerBounded(fs, "batch", def, 1, max, usage)
+}
+
+// registerWorkers adds --workers to fs, for rotate and verify.
+func registerWorkers(fs *flag.FlagSet) *int {
+	return registerBounded(fs, "workers", 0, 0, rotation.MaxWorkers,
+		"split the run between `N` connections that claim chunks of ids; 0 for one pass")
 }
 
 // registerBounded adds the flag name to fs, a whole number from min to

@@ -60,8 +60,7 @@ func failuresJSON(fs []rotation.Failure) []failureJSON {
 
 func runRotate(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
-	workers := registerBounded(fs, "workers", 0, 0, rotation.MaxWorkers,
-		"split the run between `N` connections that claim chunks of ids; 0 for one pass")
+	workers := registerWorkers(fs)
 	batch := registerBatch(fs, rotation.DefaultBatchSize, rotation.MaxBatchSize,
 		"read and write `N` rows at a time")
 	dryRun := fs.Bool("dry-run", false, "open every row and count, but write nothing")

@@ -30,8 +30,7 @@ standard error.
 
 func runVerify(ctx context.Context, c *cli, args []string) error {
 	fs := c.flagSet()
-	workers := registerBounded(fs, "workers", 0, 0, rotation.MaxWorkers,
-		"split the run between `N` connections that claim chunks of ids; 0 for one pass")
+	workers := registerWorkers(fs)
 	batch := registerBatch(fs, rotation.DefaultBatchSize, rotation.MaxBatchSize,
 		"read `N` rows at a time")
 	asJSON := fs.Bool("json", false, "print the counts as one JSON object")
