@@ -27,33 +27,29 @@ func (q *Queries) ClaimChunk(ctx context.Context, arg ClaimChunkParams) (bool, e
 	return pg_try_advisory_lock, err
 }
 
-const iDRange = `-- name: IDRange :one
-SELECT coalesce(min(id), 0)::bigint AS first_id, coalesce(max(id), -1)::bigint AS last_id
-FROM secrets
+const nextID = `-- name: NextID :one
+SELECT id FROM secrets WHERE id >= $1 ORDER BY id LIMIT 1
 `
 
-type IDRangeRow struct {
-	FirstID int64
-	LastID  int64
-}
-
-func (q *Queries) IDRange(ctx context.Context) (IDRangeRow, error) {
-	row := q.db.QueryRow(ctx, iDRange)
-	var i IDRangeRow
-	err := row.Scan(&i.FirstID, &i.LastID)
-	return i, err
+// NextID returns the smallest id from from_id on, so that workers skip the
+// empty stretches of a table with sparse ids.
+func (q *Queries) NextID(ctx context.Context, fromID int64) (int64, error) {
+	row := q.db.QueryRow(ctx, nextID, fromID)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
 }
 
 const readBatch = `-- name: ReadBatch :many
 
 SELECT id, key, "group", owner_id, value FROM secrets
-WHERE id > $1 AND id <= $2
+WHERE id >= $1 AND id <= $2
 ORDER BY id
 LIMIT $3
 `
 
 type ReadBatchParams struct {
-	AfterID   int64
+	FromID    int64
 	LastID    int64
 	BatchSize int32
 }
@@ -68,10 +64,10 @@ type ReadBatchRow struct {
 
 // What rotation and verification need: keyset-paginated reads over the
 // whole table and a compare-and-swap write of a whole batch.
-// ReadBatch reads the next rows after after_id, up to and including
-// last_id.
+// ReadBatch reads the rows from from_id up to and including last_id, in
+// id order.
 func (q *Queries) ReadBatch(ctx context.Context, arg ReadBatchParams) ([]ReadBatchRow, error) {
-	rows, err := q.db.Query(ctx, readBatch, arg.AfterID, arg.LastID, arg.BatchSize)
+	rows, err := q.db.Query(ctx, readBatch, arg.FromID, arg.LastID, arg.BatchSize)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,9 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"unicode/utf8"
 
+	"github.com/sqlsecrets/sqlsecrets/internal/jsontext"
 	"github.com/sqlsecrets/sqlsecrets/secrets"
 )
 
@@ -90,7 +92,11 @@ func NewReader(r io.Reader) *Reader {
 func (r *Reader) Next() (Record, error) {
 	for r.sc.Scan() {
 		r.line++
-		text := bytes.TrimSpace(r.sc.Bytes())
+		text := r.sc.Bytes()
+		if r.line == 1 {
+			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a byte order mark
+		}
+		text = bytes.TrimSpace(text)
 		if len(text) == 0 {
 			continue
 		}
@@ -180,6 +186,11 @@ func stringMember(m map[string]json.RawMessage, name string, dst *string) error 
 	}
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
 		return fmt.Errorf("%w: %s is not a string", ErrBadLine, name)
+	}
+	// encoding/json would turn invalid UTF-8 and half surrogate pairs into
+	// U+FFFD, so that two different names could land in one row.
+	if _, lone := jsontext.Scan(raw); lone || !utf8.Valid(raw) {
+		return fmt.Errorf("%w: %s is not valid UTF-8 text", ErrBadLine, name)
 	}
 	return nil
 }

@@ -52,6 +52,14 @@ func TestReader(t *testing.T) {
 	}
 }
 
+func TestReaderSkipsByteOrderMark(t *testing.T) {
+	r := importer.NewReader(strings.NewReader("\ufeff{\"key\":\"k\",\"value\":1}\n"))
+	rec, err := r.Next()
+	if err != nil || rec.Name.Key != "k" {
+		t.Fatalf("a file starting with a byte order mark: %v", err)
+	}
+}
+
 func TestReaderRejectsBadLines(t *testing.T) {
 	const secret = "s3cr3t-never-in-errors"
 	for _, tc := range []struct{ name, line string }{
@@ -63,6 +71,9 @@ func TestReaderRejectsBadLines(t *testing.T) {
 		{"owner not a number", `{"key": "k", "owner": "` + secret + `", "value": 1}`},
 		{"owner fraction", `{"key": "k", "owner": 1.5, "value": "` + secret + `"}`},
 		{"two objects", `{"key": "k", "value": 1} {"key": "` + secret + `", "value": 2}`},
+		{"lone surrogate in key", `{"key": "\ud800` + secret + `", "value": 1}`},
+		{"lone surrogate in group", `{"group": "\udc00", "key": "k", "value": "` + secret + `"}`},
+		{"invalid UTF-8 in key", "{\"key\": \"k\xfe\", \"value\": \"" + secret + "\"}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := importer.NewReader(strings.NewReader("{\"key\":\"ok\",\"value\":1}\n" + tc.line + "\n"))

@@ -1,17 +1,18 @@
 -- What rotation and verification need: keyset-paginated reads over the
 -- whole table and a compare-and-swap write of a whole batch.
 
--- ReadBatch reads the next rows after after_id, up to and including
--- last_id.
+-- ReadBatch reads the rows from from_id up to and including last_id, in
+-- id order.
 -- name: ReadBatch :many
 SELECT id, key, "group", owner_id, value FROM secrets
-WHERE id > sqlc.arg(after_id) AND id <= sqlc.arg(last_id)
+WHERE id >= sqlc.arg(from_id) AND id <= sqlc.arg(last_id)
 ORDER BY id
 LIMIT sqlc.arg(batch_size);
 
--- name: IDRange :one
-SELECT coalesce(min(id), 0)::bigint AS first_id, coalesce(max(id), -1)::bigint AS last_id
-FROM secrets;
+-- NextID returns the smallest id from from_id on, so that workers skip the
+-- empty stretches of a table with sparse ids.
+-- name: NextID :one
+SELECT id FROM secrets WHERE id >= sqlc.arg(from_id) ORDER BY id LIMIT 1;
 
 -- ClaimChunk takes a session advisory lock on one chunk of ids for this
 -- rotation run's workers, or reports that another worker holds it.

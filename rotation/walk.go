@@ -2,11 +2,12 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sqlsecrets/sqlsecrets/gen"
@@ -93,9 +94,8 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	r.total = total
 
 	if opts.Workers == 0 {
-		// The cursor starts below every id: an adopted table may hold ids of
-		// 0 or less. (Only a row with the smallest bigint itself is out of
-		// reach; no identity column produces it.)
+		// From the smallest id on: an adopted table may hold ids of 0 or
+		// less.
 		after, err := r.walkRange(ctx, db, math.MinInt64, math.MaxInt64)
 		if err != nil {
 			return r.sum, r.stopped(after, err)
@@ -105,16 +105,18 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	return r.sum, r.workers(ctx, db)
 }
 
-// walkRange walks the ids after after, up to and including last, and
-// returns the last id of the last whole batch.
-func (r *run) walkRange(ctx context.Context, db secrets.DBTX, after, last int64) (int64, error) {
+// walkRange walks the ids from first up to and including last, and
+// returns the last id of the last whole batch (math.MinInt64 before the
+// first).
+func (r *run) walkRange(ctx context.Context, db secrets.DBTX, first, last int64) (int64, error) {
 	q := gen.New(db)
-	for {
+	after := int64(math.MinInt64)
+	for from := first; ; from = after + 1 {
 		if err := ctx.Err(); err != nil {
 			return after, err
 		}
 		batch, err := q.ReadBatch(ctx, gen.ReadBatchParams{
-			AfterID: after, LastID: last, BatchSize: int32(r.opts.BatchSize),
+			FromID: from, LastID: last, BatchSize: int32(r.opts.BatchSize),
 		})
 		if err != nil || len(batch) == 0 {
 			return after, err
@@ -133,6 +135,9 @@ func (r *run) walkRange(ctx context.Context, db secrets.DBTX, after, last int64)
 		}
 		after = batch[len(batch)-1].ID
 		r.finish(t, len(batch))
+		if after == last {
+			return after, nil // and from = after + 1 would overflow at math.MaxInt64
+		}
 	}
 }
 
@@ -175,20 +180,14 @@ func (r *run) workers(ctx context.Context, db secrets.DBTX) error {
 		return fmt.Errorf("rotation: %w: Workers needs a *pgxpool.Pool, not a %T",
 			secrets.ErrInvalidArgument, db)
 	}
-	ids, err := gen.New(db).IDRange(ctx)
-	if err != nil {
-		return r.stopped(math.MinInt64, fmt.Errorf("id range: %w", err))
-	}
-	first, last := floorDiv(ids.FirstID, chunkWidth), floorDiv(ids.LastID, chunkWidth)
-	var next atomic.Int64
-	next.Store(first)
+	chunks := &chunker{next: floorDiv(math.MinInt64, chunkWidth)}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	for range r.opts.Workers {
 		wg.Go(func() {
-			if err := r.worker(ctx, pool, &next, last); err != nil {
+			if err := r.worker(ctx, pool, chunks); err != nil {
 				cancel(err)
 			}
 		})
@@ -200,9 +199,53 @@ func (r *run) workers(ctx context.Context, db secrets.DBTX) error {
 	return nil
 }
 
+// chunker hands out, in order, the chunks that hold at least one row.
+type chunker struct {
+	mu   sync.Mutex
+	next int64 // the first chunk not yet handed out
+	done bool
+}
+
+// take returns the next chunk that holds a row, looked up through q, or
+// false when no row is left beyond the chunks handed out.
+func (c *chunker) take(ctx context.Context, q *gen.Queries) (int64, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done {
+		return 0, false, nil
+	}
+	id, err := q.NextID(ctx, chunkStart(c.next))
+	if errors.Is(err, pgx.ErrNoRows) {
+		c.done = true
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	chunk := floorDiv(id, chunkWidth)
+	c.next = chunk + 1
+	c.done = chunkEnd(chunk) == math.MaxInt64
+	return chunk, true, nil
+}
+
+// chunkStart and chunkEnd are the first and last ids of chunk c.
+func chunkStart(c int64) int64 {
+	if c <= math.MinInt64/chunkWidth-1 {
+		return math.MinInt64
+	}
+	return c * chunkWidth
+}
+
+func chunkEnd(c int64) int64 {
+	if c >= math.MaxInt64/chunkWidth {
+		return math.MaxInt64
+	}
+	return c*chunkWidth + chunkWidth - 1
+}
+
 // worker claims and walks chunks until none is left, then walks the ones
 // it put off.
-func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, last int64) error {
+func (r *run) worker(ctx context.Context, pool acquirer, chunks *chunker) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -212,12 +255,12 @@ func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, las
 
 	var later []int64
 	for {
-		c := next.Add(1) - 1
-		if c > last {
-			break
-		}
-		if err := ctx.Err(); err != nil {
+		c, ok, err := chunks.take(ctx, q)
+		if err != nil {
 			return err
+		}
+		if !ok {
+			break
 		}
 		mine, err := q.ClaimChunk(ctx, gen.ClaimChunkParams{Class: r.class, Chunk: lockKey(c)})
 		if err != nil {
@@ -227,7 +270,7 @@ func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, las
 			later = append(later, c) // another process's worker has it
 			continue
 		}
-		if err := r.walkChunk(ctx, conn, c, last); err != nil {
+		if err := r.walkChunk(ctx, conn, c); err != nil {
 			return err
 		}
 	}
@@ -237,7 +280,7 @@ func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, las
 		if err != nil {
 			return err
 		}
-		if err := r.walkChunk(ctx, conn, c, last); err != nil {
+		if err := r.walkChunk(ctx, conn, c); err != nil {
 			return err
 		}
 	}
@@ -245,21 +288,14 @@ func (r *run) worker(ctx context.Context, pool acquirer, next *atomic.Int64, las
 }
 
 // walkChunk walks chunk c, whose lock conn holds, and releases the lock.
-func (r *run) walkChunk(ctx context.Context, conn *pgxpool.Conn, c, last int64) error {
+func (r *run) walkChunk(ctx context.Context, conn *pgxpool.Conn, c int64) error {
 	defer func() {
 		// A failed unlock ends with the connection's session at the latest.
 		_ = gen.New(conn).ReleaseChunk(context.WithoutCancel(ctx), gen.ReleaseChunkParams{
 			Class: r.class, Chunk: lockKey(c),
 		})
 	}()
-	after, end := c*chunkWidth-1, c*chunkWidth+chunkWidth-1
-	if c == floorDiv(math.MinInt64, chunkWidth) {
-		after = math.MinInt64
-	}
-	if c == last {
-		end = math.MaxInt64 // and whatever is inserted meanwhile
-	}
-	_, err := r.walkRange(ctx, conn, after, end)
+	_, err := r.walkRange(ctx, conn, chunkStart(c), chunkEnd(c))
 	return err
 }
 

@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 	"unicode/utf8"
+
+	"github.com/sqlsecrets/sqlsecrets/internal/jsontext"
 )
 
 // Limits on the values that Set and SetMany accept. Both are far above
@@ -36,7 +37,7 @@ func encodeValue(v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: value is %d bytes of JSON, more than the maximum of %d",
 			ErrInvalidArgument, len(pt), MaxValueSize)
 	}
-	d, lone := scan(pt)
+	d, lone := jsontext.Scan(pt)
 	if d > MaxValueDepth {
 		return nil, fmt.Errorf("%w: value nests %d levels deep, more than the maximum of %d",
 			ErrInvalidArgument, d, MaxValueDepth)
@@ -54,49 +55,6 @@ func encodeValue(v any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: value holds text that is not valid UTF-8", ErrInvalidArgument)
 	}
 	return pt, nil
-}
-
-// scan returns the deepest nesting of arrays and objects in valid JSON
-// text, and whether a string in it holds a \u escape of half a UTF-16
-// surrogate pair without its other half, which a decoder would replace.
-func scan(js []byte) (deepest int, loneSurrogate bool) {
-	d := 0
-	inString := false
-	pendingHigh := false // the last escape was a high surrogate
-	for i := 0; i < len(js); i++ {
-		c := js[i]
-		if !inString {
-			switch c {
-			case '"':
-				inString = true
-			case '[', '{':
-				d++
-				deepest = max(deepest, d)
-			case ']', '}':
-				d--
-			}
-			continue
-		}
-
-		var r rune = -1 // the code unit of a \u escape, if c starts one
-		switch {
-		case c == '\\' && i+5 < len(js) && js[i+1] == 'u':
-			if v, err := strconv.ParseUint(string(js[i+2:i+6]), 16, 16); err == nil {
-				r = rune(v)
-			}
-			i += 5
-		case c == '\\':
-			i++ // a one-character escape
-		case c == '"':
-			inString = false
-		}
-		low := 0xDC00 <= r && r <= 0xDFFF
-		if pendingHigh != low {
-			return deepest, true
-		}
-		pendingHigh = 0xD800 <= r && r <= 0xDBFF
-	}
-	return deepest, false
 }
 
 // maxDepth bounds hasInvalidText on values that nest deeper than any
