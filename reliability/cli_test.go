@@ -940,7 +940,7 @@ func cliOrdinaryUse(c cliT) {
 	}
 	onlyNew := cliCall{env: []string{"DATABASE_URL=" + url, "SECRETS_KEY=" + gen}}
 	if r := c.expect("verify", 0, onlyNew, "verify", "--json"); r.stdout !=
-		`{"total":34,"current":34,"previous":0,"unreadable":0,"failures":[]}`+"\n" {
+		`{"total":34,"current":34,"previous":0,"unreadable":0,"legacy":0,"failures":[]}`+"\n" {
 		t.Errorf("verify --json: %q", cliScrub(r.stdout))
 	}
 	g := c.run(onlyNew, true, "get", "--owner", "42", "o")

@@ -54,7 +54,7 @@ func TestRotate(t *testing.T) {
 	r = must(t, 0, newOnly, "", "get", "--group", "users", "--owner", "42", "b")
 	sameValue(t, "get after rotate", r.Stdout, "\"two\"\n")
 	r = must(t, 1, newOnly, "", "verify", "--json")
-	want = fmt.Sprintf(`{"total":4,"current":3,"previous":0,"unreadable":1,"failures":[{"id":%d,`+
+	want = fmt.Sprintf(`{"total":4,"current":3,"previous":0,"unreadable":1,"legacy":0,"failures":[{"id":%d,`+
 		`"group":"users","owner":null,"key":"lost","error":"sealed with a key that is not in the keyring"}]}`+
 		"\n", lost)
 	if diff := cmp.Diff(want, r.Stdout); diff != "" {
@@ -69,7 +69,8 @@ func TestRotate(t *testing.T) {
 	}
 	r = must(t, 0, newOnly, "", "verify")
 	wantText := "total:      3\ncurrent:    3 (under SECRETS_KEY)\n" +
-		"previous:   0 (under SECRETS_PREVIOUS_KEYS, or legacy)\nunreadable: 0\n"
+		"previous:   0 (under SECRETS_PREVIOUS_KEYS, or legacy)\nunreadable: 0\n" +
+		"legacy:     0 (of the previous, in the PHP original's format)\n"
 	if diff := cmp.Diff(wantText, r.Stdout); diff != "" {
 		t.Errorf("verify (-want +got):\n%s", diff)
 	}

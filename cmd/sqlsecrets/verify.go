@@ -17,13 +17,14 @@ SECRETS_PREVIOUS_KEYS, checking each one's integrity, and counts them:
   previous    under a key of SECRETS_PREVIOUS_KEYS, or in the legacy format:
               readable, and rotate would move them
   unreadable  sealed with a key the ring lacks, or altered
-Unreadable rows are listed by id, scope and key, never by value, and make
+and, among the previous ones, the legacy rows (in the PHP original's format,
+read with SECRETS_READ_LEGACY=true). Unreadable rows are listed by id, scope and key, never by value, and make
 verify exit with status 1. Run it without an old key in the ring before
 dropping that key for good. Nothing is written.
 
 --json prints {"total":N,"current":N,"previous":N,"unreadable":N,
-"failures":[...]}, the failures as rotate --json lists them. Progress goes to
-standard error.
+"legacy":N,"failures":[...]}, the failures as rotate --json lists them (at
+most 1,000; the counts are always exact). Progress goes to standard error.
 `,
 	run: runVerify,
 }
@@ -70,13 +71,16 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 			Current    int64         `json:"current"`
 			Previous   int64         `json:"previous"`
 			Unreadable int64         `json:"unreadable"`
+			Legacy     int64         `json:"legacy"`
 			Failures   []failureJSON `json:"failures"`
-		}{rep.Total, rep.Current, rep.Previous, rep.Unreadable, failuresJSON(rep.Failures)})
+		}{rep.Total, rep.Current, rep.Previous, rep.Unreadable, rep.Legacy,
+			failuresJSON(rep.Failures)})
 	} else {
 		_, err = fmt.Fprintf(c.stdout, "%-11s %d\n%-11s %d (under SECRETS_KEY)\n"+
-			"%-11s %d (under SECRETS_PREVIOUS_KEYS, or legacy)\n%-11s %d\n",
+			"%-11s %d (under SECRETS_PREVIOUS_KEYS, or legacy)\n%-11s %d\n"+
+			"%-11s %d (of the previous, in the PHP original's format)\n",
 			"total:", rep.Total, "current:", rep.Current, "previous:", rep.Previous,
-			"unreadable:", rep.Unreadable)
+			"unreadable:", rep.Unreadable, "legacy:", rep.Legacy)
 		if err == nil {
 			err = printFailures(c.stdout, rep.Failures, rep.Unreadable)
 		}
