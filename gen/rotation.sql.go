@@ -147,48 +147,47 @@ func (q *Queries) ReleaseChunk(ctx context.Context, arg ReleaseChunkParams) erro
 }
 
 const swapValues = `-- name: SwapValues :many
-WITH locked AS (
-    SELECT id FROM secrets
-    WHERE id BETWEEN $1 AND $2
-      AND id = ANY($3::bigint[])
-    ORDER BY id
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE secrets AS s SET value = u.new_value
-FROM (
+WITH u AS (
     SELECT
-        unnest($3::bigint[]) AS id,
-        unnest($4::text[]) AS old_value,
-        unnest($5::text[]) AS new_value
-) AS u
-JOIN locked ON locked.id = u.id
-WHERE s.id BETWEEN $1 AND $2
-  AND s.id = u.id AND s.value = u.old_value
+        unnest($1::bigint[]) AS id,
+        unnest($2::text[]) AS old_value,
+        unnest($3::text[]) AS new_value
+), locked AS (
+    SELECT s.id, u.new_value
+    FROM secrets AS s
+    JOIN u ON u.id = s.id AND u.old_value = s.value
+    WHERE s.id BETWEEN $4 AND $5
+    ORDER BY s.id
+    FOR UPDATE OF s SKIP LOCKED
+)
+UPDATE secrets AS s SET value = locked.new_value
+FROM locked
+WHERE s.id = locked.id
 RETURNING s.id
 `
 
 type SwapValuesParams struct {
-	FirstID   int64
-	LastID    int64
 	IDs       []int64
 	OldValues []string
 	NewValues []string
+	FirstID   int64
+	LastID    int64
 }
 
 // SwapValues replaces each row's value only where it still holds the old
 // value, and returns the ids it replaced. A row written in between keeps
 // the newer value and is missing from the result. So is a row that another
 // transaction holds locked: the statement never waits for a lock, so it
-// cannot deadlock with an application's writes.
-// The ANY condition lets the planner read the batch's rows by index
-// rather than scan the table to join them.
+// cannot deadlock with an application's writes. The rows are matched and
+// locked first, by index within the batch's id range, so that even a
+// cached generic plan reads only the batch.
 func (q *Queries) SwapValues(ctx context.Context, arg SwapValuesParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, swapValues,
-		arg.FirstID,
-		arg.LastID,
 		arg.IDs,
 		arg.OldValues,
 		arg.NewValues,
+		arg.FirstID,
+		arg.LastID,
 	)
 	if err != nil {
 		return nil, err

@@ -35,25 +35,24 @@ ORDER BY id;
 -- value, and returns the ids it replaced. A row written in between keeps
 -- the newer value and is missing from the result. So is a row that another
 -- transaction holds locked: the statement never waits for a lock, so it
--- cannot deadlock with an application's writes.
+-- cannot deadlock with an application's writes. The rows are matched and
+-- locked first, by index within the batch's id range, so that even a
+-- cached generic plan reads only the batch.
 -- name: SwapValues :many
-WITH locked AS (
-    SELECT id FROM secrets
-    WHERE id BETWEEN sqlc.arg(first_id) AND sqlc.arg(last_id)
-      AND id = ANY(sqlc.arg(ids)::bigint[])
-    ORDER BY id
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE secrets AS s SET value = u.new_value
-FROM (
+WITH u AS (
     SELECT
         unnest(sqlc.arg(ids)::bigint[]) AS id,
         unnest(sqlc.arg(old_values)::text[]) AS old_value,
         unnest(sqlc.arg(new_values)::text[]) AS new_value
-) AS u
-JOIN locked ON locked.id = u.id
--- The ANY condition lets the planner read the batch's rows by index
--- rather than scan the table to join them.
-WHERE s.id BETWEEN sqlc.arg(first_id) AND sqlc.arg(last_id)
-  AND s.id = u.id AND s.value = u.old_value
+), locked AS (
+    SELECT s.id, u.new_value
+    FROM secrets AS s
+    JOIN u ON u.id = s.id AND u.old_value = s.value
+    WHERE s.id BETWEEN sqlc.arg(first_id) AND sqlc.arg(last_id)
+    ORDER BY s.id
+    FOR UPDATE OF s SKIP LOCKED
+)
+UPDATE secrets AS s SET value = locked.new_value
+FROM locked
+WHERE s.id = locked.id
 RETURNING s.id;

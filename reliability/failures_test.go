@@ -366,7 +366,7 @@ func fltKill(ctx context.Context, admin secrets.DBTX, app string,
 				rows.Close()
 				return 0, "", err
 			}
-			busy := state == "active" && strings.Contains(query, "UPDATE secrets")
+			busy := state == "active" && strings.Contains(query, "name: SwapValues")
 			if busyWrite && !busy && time.Now().Before(deadline) {
 				continue
 			}
