@@ -670,7 +670,12 @@ func cliMutations(orig, other, sameKeyOtherOwner, plain string, rawKey []byte) [
 		{"a trailing newline", orig + "\n"},
 		{"padding added", orig + "=="},
 		{"the body doubled", orig + body},
-		{"standard base64 characters", strings.NewReplacer("-", "+", "_", "/").Replace(orig)},
+		// Its first body character is a '+' as well, so that the case changes
+		// the value even when the body happens to hold no '-' or '_'.
+		{"standard base64 characters", func() string {
+			r := strings.NewReplacer("-", "+", "_", "/").Replace(orig)
+			return r[:3] + "+" + r[4:]
+		}()},
 		{"a megabyte of base64", "v1." + strings.Repeat("QUFB", 1<<18)},
 		{"two characters replaced by spaces", orig[:10] + " " + orig[11:20] + " " + orig[21:]},
 	}
