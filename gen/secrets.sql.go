@@ -61,7 +61,7 @@ func (q *Queries) DeleteSecret(ctx context.Context, arg DeleteSecretParams) (int
 }
 
 const getGlobalSecret = `-- name: GetGlobalSecret :one
-SELECT id, value FROM secrets
+SELECT value FROM secrets
 WHERE key = $1 AND "group" = $2
   AND owner_id IS NULL
 `
@@ -71,21 +71,16 @@ type GetGlobalSecretParams struct {
 	GroupName string
 }
 
-type GetGlobalSecretRow struct {
-	ID    int64
-	Value string
-}
-
-func (q *Queries) GetGlobalSecret(ctx context.Context, arg GetGlobalSecretParams) (GetGlobalSecretRow, error) {
+func (q *Queries) GetGlobalSecret(ctx context.Context, arg GetGlobalSecretParams) (string, error) {
 	row := q.db.QueryRow(ctx, getGlobalSecret, arg.Key, arg.GroupName)
-	var i GetGlobalSecretRow
-	err := row.Scan(&i.ID, &i.Value)
-	return i, err
+	var value string
+	err := row.Scan(&value)
+	return value, err
 }
 
 const getSecret = `-- name: GetSecret :one
 
-SELECT id, value FROM secrets
+SELECT value FROM secrets
 WHERE key = $1 AND "group" = $2
   AND owner_id = $3::bigint
 `
@@ -96,19 +91,14 @@ type GetSecretParams struct {
 	OwnerID   int64
 }
 
-type GetSecretRow struct {
-	ID    int64
-	Value string
-}
-
 // Reads and writes of one scope. A scope without an owner matches only rows
 // whose owner_id IS NULL; such reads have queries of their own so that every
 // statement can use the unique index (IS NOT DISTINCT FROM cannot).
-func (q *Queries) GetSecret(ctx context.Context, arg GetSecretParams) (GetSecretRow, error) {
+func (q *Queries) GetSecret(ctx context.Context, arg GetSecretParams) (string, error) {
 	row := q.db.QueryRow(ctx, getSecret, arg.Key, arg.GroupName, arg.OwnerID)
-	var i GetSecretRow
-	err := row.Scan(&i.ID, &i.Value)
-	return i, err
+	var value string
+	err := row.Scan(&value)
+	return value, err
 }
 
 const listAllSecrets = `-- name: ListAllSecrets :many

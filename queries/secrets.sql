@@ -3,12 +3,12 @@
 -- statement can use the unique index (IS NOT DISTINCT FROM cannot).
 
 -- name: GetSecret :one
-SELECT id, value FROM secrets
+SELECT value FROM secrets
 WHERE key = sqlc.arg(key) AND "group" = sqlc.arg(group_name)
   AND owner_id = sqlc.arg(owner_id)::bigint;
 
 -- name: GetGlobalSecret :one
-SELECT id, value FROM secrets
+SELECT value FROM secrets
 WHERE key = sqlc.arg(key) AND "group" = sqlc.arg(group_name)
   AND owner_id IS NULL;
 

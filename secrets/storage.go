@@ -33,15 +33,11 @@ func loadValue(ctx context.Context, db DBTX, n Name) (string, error) {
 	var value string
 	var err error
 	if n.Owner == nil {
-		var row gen.GetGlobalSecretRow
-		row, err = q.GetGlobalSecret(ctx, gen.GetGlobalSecretParams{Key: n.Key, GroupName: n.Group})
-		value = row.Value
+		value, err = q.GetGlobalSecret(ctx, gen.GetGlobalSecretParams{Key: n.Key, GroupName: n.Group})
 	} else {
-		var row gen.GetSecretRow
-		row, err = q.GetSecret(ctx, gen.GetSecretParams{
+		value, err = q.GetSecret(ctx, gen.GetSecretParams{
 			Key: n.Key, GroupName: n.Group, OwnerID: *n.Owner,
 		})
-		value = row.Value
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", errNoRow
