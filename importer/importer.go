@@ -222,32 +222,67 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 		opts.BatchSize = DefaultBatchSize
 	}
 
-	in := NewReader(r)
+	// One goroutine reads, parses and seals the next batch while this one
+	// writes the previous: the work of each side hides the other's.
+	stop := make(chan struct{})
+	defer close(stop)
+	batches := make(chan prepared, 1)
+	go prepare(NewReader(r), ring, opts.BatchSize, batches, stop)
+
 	var written int64
-	var batch []secrets.Entry
-	var lines []int
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	for b := range batches {
+		if b.err != nil {
+			return written, fmt.Errorf("import: %w (%d records written before this batch)",
+				b.err, written)
 		}
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("import: stopped after %d records: %w", written, err)
+			return written, fmt.Errorf("import: stopped after %d records: %w", written, err)
 		}
 		// A batch that has started is written whole even if ctx is
 		// cancelled: the import stops between batches.
-		if err := secrets.SetMany(context.WithoutCancel(ctx), db, ring, batch); err != nil {
-			var ie *secrets.IndexError
-			if errors.As(err, &ie) {
-				err = &LineError{Line: lines[ie.Index], Err: ie.Err}
-			}
-			return fmt.Errorf("import: %w (%d records written before this batch)", err, written)
+		if err := b.sealed.Write(context.WithoutCancel(ctx), db); err != nil {
+			return written, fmt.Errorf("import: %w (%d records written before this batch)",
+				err, written)
 		}
-		written += int64(len(batch))
-		batch, lines = batch[:0], lines[:0]
+		written += int64(b.records)
 		if opts.Progress != nil {
 			opts.Progress(written)
 		}
-		return nil
+	}
+	return written, nil
+}
+
+// prepared is one batch, sealed, or the error that ends the input.
+type prepared struct {
+	sealed  *secrets.Sealed
+	records int
+	err     error
+}
+
+// prepare reads records from in, seals them in batches of size and sends
+// them, in order, until the input ends, a line is bad, or stop closes.
+func prepare(in *Reader, ring *secrets.Keyring, size int, out chan<- prepared,
+	stop <-chan struct{}) {
+	defer close(out)
+	send := func(p prepared) bool {
+		select {
+		case out <- p:
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	var batch []secrets.Entry
+	var lines []int
+	seal := func() prepared {
+		sealed, err := secrets.SealMany(ring, batch)
+		var ie *secrets.IndexError
+		if errors.As(err, &ie) {
+			err = &LineError{Line: lines[ie.Index], Err: ie.Err}
+		}
+		p := prepared{sealed: sealed, records: len(batch), err: err}
+		batch, lines = nil, nil
+		return p
 	}
 
 	for {
@@ -256,16 +291,18 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 			break
 		}
 		if err != nil {
-			return written, fmt.Errorf("import: %w (%d records written before this batch)",
-				err, written)
+			send(prepared{err: err})
+			return
 		}
 		batch = append(batch, secrets.Entry{Name: rec.Name, Value: rec.Value})
 		lines = append(lines, rec.Line)
-		if len(batch) == opts.BatchSize {
-			if err := flush(); err != nil {
-				return written, err
+		if len(batch) == size {
+			if p := seal(); !send(p) || p.err != nil {
+				return
 			}
 		}
 	}
-	return written, flush()
+	if len(batch) > 0 {
+		send(seal())
+	}
 }

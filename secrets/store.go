@@ -198,31 +198,61 @@ func (e Entry) LogValue() slog.Value { return slog.StringValue(e.String()) }
 // all in one statement, so that they land together or not at all. When
 // the same name appears more than once, the last entry wins. An entry
 // that is invalid fails the whole call before any SQL runs, with an
-// *IndexError that says which one.
+// *IndexError that says which one. It is SealMany and then Sealed.Write.
 func SetMany(ctx context.Context, db DBTX, ring *Keyring, entries []Entry) error {
-	if len(entries) == 0 {
-		return nil
+	sealed, err := SealMany(ring, entries)
+	if err != nil {
+		return err
 	}
+	return sealed.Write(ctx, db)
+}
+
+// Sealed is a set of entries sealed by SealMany, ready to be written. It
+// holds ciphertext only, so a caller can seal the next set while this one
+// is being written.
+type Sealed struct {
+	names  []Name
+	values []string
+}
+
+// SealMany seals every entry with the current key of ring, the last entry
+// winning for a name given more than once. An invalid entry is an
+// *IndexError that says which one. Nothing touches the database.
+func SealMany(ring *Keyring, entries []Entry) (*Sealed, error) {
 	s := New(ring)
 	index := make(map[nameKey]int, len(entries))
-	names := make([]Name, 0, len(entries))
-	sealed := make([]string, 0, len(entries))
+	out := &Sealed{
+		names:  make([]Name, 0, len(entries)),
+		values: make([]string, 0, len(entries)),
+	}
 	for i, e := range entries {
 		v, err := s.seal(e.Name, e.Value)
 		if err != nil {
-			return &IndexError{Index: i, Err: &OpError{"set", e.Name, err}}
+			return nil, &IndexError{Index: i, Err: &OpError{"set", e.Name, err}}
 		}
 		id := e.Name.key()
 		if j, dup := index[id]; dup {
-			sealed[j] = v
+			out.values[j] = v
 			continue
 		}
-		index[id] = len(names)
-		names = append(names, e.Name)
-		sealed = append(sealed, v)
+		index[id] = len(out.names)
+		out.names = append(out.names, e.Name)
+		out.values = append(out.values, v)
 	}
-	if err := storeValues(ctx, db, names, sealed); err != nil {
-		return fmt.Errorf("set %d secrets: %w", len(names), err)
+	return out, nil
+}
+
+// Len returns how many secrets Write writes.
+func (b *Sealed) Len() int { return len(b.names) }
+
+// Write writes the sealed entries in one statement: all of them or, on an
+// error, none.
+func (b *Sealed) Write(ctx context.Context, db DBTX) error {
+	if len(b.names) == 0 {
+		return nil
+	}
+	if err := storeValues(ctx, db, b.names, b.values); err != nil {
+		return fmt.Errorf("set %d secrets: %w", len(b.names), err)
 	}
 	return nil
 }
