@@ -208,7 +208,9 @@ type Options struct {
 
 // Import reads JSON Lines from r and stores every record with the current
 // key of ring, overwriting secrets that exist. It returns how many records
-// it wrote. When ctx is cancelled it stops before the next batch. On a
+// it wrote. It reads r from a goroutine of its own, ahead of the writes,
+// and calls Progress from the caller's. When ctx is cancelled it stops
+// before the next batch. On a
 // bad line it stops, having written every batch before the one that holds
 // the line and nothing of that one; the error names the line and says how
 // many records were written.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync/atomic"
 
 	"github.com/sqlsecrets/sqlsecrets/importer"
 )
@@ -67,7 +68,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	n, err := importer.Import(ctx, pool, ring, counted, importer.Options{
 		BatchSize: *batch,
 		Progress: func(written int64) {
-			prog.update(fraction(counted.n, size), plural(written, "secret")+" written", "")
+			prog.update(fraction(counted.n.Load(), size), plural(written, "secret")+" written", "")
 		},
 	})
 	prog.done()
@@ -110,17 +111,18 @@ func (c *cli) openInput(name string) (io.ReadCloser, int64, error) {
 	return f, size, nil
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it. The importer reads from
+// a goroutine of its own while progress reads the count.
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64
 }
 
 // Read reads from the underlying reader. A read error loses its path,
 // which is an argument.
 func (cr *countingReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
-	cr.n += int64(n)
+	cr.n.Add(int64(n))
 	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		err = fmt.Errorf("reading FILE: %w", pe.Err)
 	}
