@@ -15,7 +15,8 @@ func TestAttack2ImportSurrogateCollision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := `{"key":"\ud800","value":"first"}` + "\n" + `{"key":"\udc00","value":"second"}` + "\n" + "{\"key\":\"k\xfe\",\"value\":1}\n"
+	in := `{"key":"\ud800","value":"first"}` + "\n" + `{"key":"\udc00","value":"second"}` + "\n" +
+		"{\"key\":\"k\xfe\",\"value\":1}\n"
 	n, err := Import(context.Background(), pool, r, strings.NewReader(in), Options{})
 	var rows int
 	pool.QueryRow(context.Background(), `SELECT count(*) FROM secrets`).Scan(&rows)

@@ -51,10 +51,13 @@ func TestAttack2StrictLines(t *testing.T) {
 
 // Two different names in the file become one name in the database.
 func TestAttack2SurrogateKeysCollide(t *testing.T) {
-	r := NewReader(strings.NewReader(`{"key":"\ud800","value":"first"}` + "\n" + `{"key":"\udc00","value":"second"}` + "\n"))
+	r := NewReader(strings.NewReader(`{"key":"\ud800","value":"first"}` + "\n" +
+		`{"key":"\udc00","value":"second"}` + "\n"))
 	a, err1 := r.Next()
 	b, err2 := r.Next()
 	if err1 == nil && err2 == nil && a.Name.Key == b.Name.Key {
-		t.Errorf("two distinct keys in the file (\\ud800, \\udc00) both read as %q: the second silently overwrites the first", a.Name.Key)
+		t.Errorf("two distinct keys in the file (\\ud800, \\udc00) both read as %q: "+
+			"the second silently overwrites the first",
+			a.Name.Key)
 	}
 }

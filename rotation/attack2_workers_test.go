@@ -35,7 +35,8 @@ func advisoryHeld(t *testing.T, pool *pgxpool.Pool) int {
 func TestAttack2SparseIDs(t *testing.T) {
 	_, pool := pgtest.Migrated(t)
 	want := seed(t, pool, ring(t, keyA), 2)
-	if _, err := pool.Exec(context.Background(), `UPDATE secrets SET id = CASE WHEN id = 1 THEN 1 ELSE 1000000000000 END`); err != nil {
+	if _, err := pool.Exec(context.Background(),
+		`UPDATE secrets SET id = CASE WHEN id = 1 THEN 1 ELSE 1000000000000 END`); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -57,10 +58,12 @@ func TestAttack2MinInt64Row(t *testing.T) {
 		t.Run(fmt.Sprint(workers), func(t *testing.T) {
 			_, pool := pgtest.Migrated(t)
 			seed(t, pool, ring(t, keyA), 3)
-			if _, err := pool.Exec(context.Background(), `UPDATE secrets SET id = $1 WHERE id = 1`, int64(math.MinInt64)); err != nil {
+			if _, err := pool.Exec(context.Background(), `UPDATE secrets SET id = $1 WHERE id = 1`,
+				int64(math.MinInt64)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := pool.Exec(context.Background(), `UPDATE secrets SET id = $1 WHERE id = 2`, int64(math.MinInt64+1)); err != nil {
+			if _, err := pool.Exec(context.Background(), `UPDATE secrets SET id = $1 WHERE id = 2`,
+				int64(math.MinInt64+1)); err != nil {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -75,7 +78,10 @@ func TestAttack2MinInt64Row(t *testing.T) {
 			rep, err := rotation.Verify(ctx, pool, ring(t, keyB), rotation.Options{Workers: workers})
 			t.Logf("verify with new key only: %+v %v", rep, err)
 			if err == nil && rep.Unreadable == 0 && rep.Total != 3 {
-				t.Errorf("workers=%d: Verify with the new key only says total %d, 0 unreadable; the table holds 3 rows, one (id MinInt64) still under the old key: dropping the old key loses it", workers, rep.Total)
+				t.Errorf("workers=%d: Verify with the new key only says total %d, 0 unreadable; "+
+					"the table holds 3 rows, "+
+					"one (id MinInt64) still under the old key: dropping the old key loses it",
+					workers, rep.Total)
 			}
 		})
 	}
@@ -195,7 +201,8 @@ func TestAttack2ThreeRunsWithChurn(t *testing.T) {
 		_ = k
 	}
 	var under int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM secrets WHERE "group" = 'users'`).Scan(&under); err != nil || under != 300 {
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM secrets WHERE "group" = 'users'`).
+		Scan(&under); err != nil || under != 300 {
 		t.Errorf("%d users rows (%v)", under, err)
 	}
 	rep2, err := rotation.Verify(ctx, pool, only, rotation.Options{})
@@ -242,7 +249,8 @@ func TestAttack2ThreeRunsCountsAddUp(t *testing.T) {
 		errs := make([]error, 3)
 		for i := range 3 {
 			wg.Go(func() {
-				results[i], errs[i] = rotation.Rotate(ctx, pools[i], ring(t, keyB, keyA), rotation.Options{BatchSize: 1 + i, Workers: 1 + 2*i})
+				results[i], errs[i] = rotation.Rotate(ctx, pools[i], ring(t, keyB, keyA),
+					rotation.Options{BatchSize: 1 + i, Workers: 1 + 2*i})
 			})
 		}
 		wg.Wait()
@@ -300,7 +308,9 @@ func TestAttack2KillOneRunMidChunk(t *testing.T) {
 	// wait until victim sleeps, then start the other run, then kill the victim
 	var vpid int32
 	for range 400 {
-		if err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND application_name = 'victim'`).Scan(&vpid); err == nil {
+		if err := pool.QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+			WHERE wait_event = 'PgSleep' AND application_name = 'victim'`).
+			Scan(&vpid); err == nil {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -355,7 +365,8 @@ func TestAttack2CancelWhileWaitingForChunk(t *testing.T) {
 	r := ring(t, keyB, keyA)
 	leaks := 0
 	for i := range 40 {
-		if _, err := holder.Exec(context.Background(), `SELECT pg_advisory_lock($1::int, 0)`, rotateClassA2); err != nil {
+		if _, err := holder.Exec(context.Background(), `SELECT pg_advisory_lock($1::int, 0)`,
+			rotateClassA2); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -382,7 +393,9 @@ func TestAttack2CancelWhileWaitingForChunk(t *testing.T) {
 		// Locks held by idle connections of the run's pool.
 		var n int
 		pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-			WHERE l.locktype='advisory' AND l.classid = x'73725254'::int::oid AND l.granted AND a.pid <> $1`, holder.PgConn().PID()).Scan(&n)
+			WHERE l.locktype='advisory' AND l.classid = x'73725254'::int::oid AND l.granted AND a.pid <> $1`,
+
+			holder.PgConn().PID()).Scan(&n)
 		if n > 0 {
 			leaks++
 			t.Errorf("round %d: %d chunk locks left held by the cancelled run's pooled connections", i, n)

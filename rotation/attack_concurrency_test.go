@@ -51,7 +51,8 @@ func TestAttackConcurrentSetGetDelete(t *testing.T) {
 						return
 					}
 				case 1:
-					if _, err := secrets.GetAs[string](ctx, s, pool, key); err != nil && !errors.Is(err, secrets.ErrNotFound) {
+					if _, err := secrets.GetAs[string](ctx, s, pool, key); err != nil &&
+						!errors.Is(err, secrets.ErrNotFound) {
 						t.Errorf("Get shared: %v", err)
 						return
 					}
@@ -110,7 +111,8 @@ func TestAttackManyWritersOneGlobalSecret(t *testing.T) {
 		close(start)
 		wg.Wait()
 		var rows int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM secrets WHERE key = $1`, key).Scan(&rows); err != nil || rows != 1 {
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM secrets WHERE key = $1`, key).
+			Scan(&rows); err != nil || rows != 1 {
 			t.Fatalf("round %d: %d rows for one global secret (%v)", round, rows, err)
 		}
 		got, err := secrets.GetAs[string](ctx, secrets.New(r), pool, key)
@@ -259,7 +261,8 @@ func TestAttackRotationWithOneConnectionPool(t *testing.T) {
 					return
 				}
 				if i%5 == 0 {
-					if err := s.Set(ctx, one, key, fmt.Sprintf("value-%s", strings.TrimPrefix(key, "token."))); err != nil {
+					if err := s.Set(ctx, one, key, fmt.Sprintf("value-%s",
+						strings.TrimPrefix(key, "token."))); err != nil {
 						t.Errorf("writer: %v", err)
 						return
 					}

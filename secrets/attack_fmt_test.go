@@ -79,7 +79,8 @@ func TestAttackFmtOfExportedTypes(t *testing.T) {
 	cancel()
 	_, stopErr := rotation.Rotate(cctx, pool, ring, rotation.Options{})
 
-	rd := importer.NewReader(strings.NewReader(`{"key":"k","value":"` + plainMarker + `"}` + "\n" + `{"key":1,"value":"` + plainMarker + `"}`))
+	rd := importer.NewReader(strings.NewReader(`{"key":"k","value":"` + plainMarker + `"}` + "\n" +
+		`{"key":1,"value":"` + plainMarker + `"}`))
 	rec, _ := rd.Next()
 	_, lineErr := rd.Next()
 

@@ -123,7 +123,8 @@ func TestAttackInvalidNamesRefusedBeforeSQL(t *testing.T) {
 			if role == "group" {
 				_, errs["List"] = s.List(ctx, db)
 			}
-			errs["SetMany"] = secrets.SetMany(ctx, db, newRing(t, rawKey), []secrets.Entry{{Name: s.Name(key), Value: 1}})
+			errs["SetMany"] = secrets.SetMany(ctx, db, newRing(t, rawKey),
+				[]secrets.Entry{{Name: s.Name(key), Value: 1}})
 			for op, err := range errs {
 				if !errors.Is(err, secrets.ErrInvalidArgument) {
 					t.Errorf("%s %s as %s: err %v; want ErrInvalidArgument", op, what, role, err)
@@ -157,7 +158,8 @@ func TestAttackLongestNamesStore(t *testing.T) {
 		if err != nil || got != what {
 			t.Errorf("%s: read back: %v", what, err)
 		}
-		if err := secrets.SetMany(ctx, pool, newRing(t, rawKey), []secrets.Entry{{Name: s.Name(n + ""), Value: what}}); err != nil {
+		if err := secrets.SetMany(ctx, pool, newRing(t, rawKey),
+			[]secrets.Entry{{Name: s.Name(n + ""), Value: what}}); err != nil {
 			t.Errorf("%s: SetMany: %v", what, err)
 		}
 	}

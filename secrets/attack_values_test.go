@@ -32,7 +32,8 @@ func TestAttackDeepValueReadsAsTampered(t *testing.T) {
 	}
 	_, err = s.GetJSON(ctx, pool, "deep")
 	if err != nil {
-		t.Errorf("Set accepted the value, then GetJSON: %v (ErrIntegrity=%v)", err, errors.Is(err, secrets.ErrIntegrity))
+		t.Errorf("Set accepted the value, then GetJSON: %v (ErrIntegrity=%v)", err,
+			errors.Is(err, secrets.ErrIntegrity))
 	}
 }
 

@@ -69,7 +69,8 @@ func TestAttackCLIUsageStatuses(t *testing.T) {
 	} {
 		r := run(t, e, "", tc.args...)
 		if r.Code != 2 || !strings.Contains(r.Stderr, "sqlsecrets: hint: ") || r.Stdout != "" {
-			t.Errorf("%s: exit %d, stdout %d bytes, stderr %q; want 2 with a hint", tc.name, r.Code, len(r.Stdout), scrub(r.Stderr))
+			t.Errorf("%s: exit %d, stdout %d bytes, stderr %q; want 2 with a hint",
+				tc.name, r.Code, len(r.Stdout), scrub(r.Stderr))
 		}
 	}
 }
@@ -149,7 +150,8 @@ func TestAttackCLIDatabaseURLRedaction(t *testing.T) {
 	} {
 		r := run(t, env{url: u}, "", "list")
 		if strings.Contains(r.Stderr+r.Stdout, pw) {
-			t.Errorf("DATABASE_URL %q: the password is shown in the error (exit %d)", strings.ReplaceAll(u, pw, "<PW>"), r.Code)
+			t.Errorf("DATABASE_URL %q: the password is shown in the error (exit %d)",
+				strings.ReplaceAll(u, pw, "<PW>"), r.Code)
 		}
 	}
 }
@@ -192,7 +194,8 @@ func TestAttackCLIMigrateDownRace(t *testing.T) {
 	var exists bool
 	pool.QueryRow(ctx, "SELECT to_regclass('secrets') IS NOT NULL").Scan(&exists)
 	if err == nil && !exists {
-		t.Errorf("migrate down without --force dropped a table holding a secret (stdout %q)", strings.TrimSpace(stdout.String()))
+		t.Errorf("migrate down without --force dropped a table holding a secret (stdout %q)",
+			strings.TrimSpace(stdout.String()))
 	}
 }
 
@@ -211,7 +214,9 @@ func TestAttackCLIBadKeyEnv(t *testing.T) {
 		{"current with newline", keyNew + "\n", "", "SECRETS_KEY"},
 		{"current with CR", keyOld + "\r", "", "SECRETS_KEY"},
 		{"current in quotes", `"` + keyNew + `"`, "", "SECRETS_KEY"},
-		{"base64url alphabet", "base64:" + base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xef, 0xff}, 11)[:32]), "", "SECRETS_KEY"},
+		{"base64url alphabet", "base64:" +
+			base64.URLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xef, 0xff}, 11)[:32]),
+			"", "SECRETS_KEY"},
 		{"base64 without padding", strings.TrimRight(keyOld, "="), "", "SECRETS_KEY"},
 	} {
 		r := run(t, e.with(tc.key, tc.previous), "", "get", "x")
