@@ -76,7 +76,9 @@ type Options struct {
 	// counts add up to the rows that needed rotation. A chunk held by
 	// another run is read again once that run lets go of it, so each run
 	// still covers the whole table, even when another one dies.
-	// Default 0: one keyset pass over db, which may also be a pgx.Tx.
+	// Default 0: one keyset pass over db, which may also be a pgx.Tx. On
+	// a *pgxpool.Pool, that pass reads and seals the next batch on a
+	// second connection while the current batch is written.
 	Workers int
 }
 
@@ -151,7 +153,7 @@ func RotateKey(ctx context.Context, db secrets.DBTX, oldKey, newKey string,
 func Rotate(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 	opts Options) (Result, error) {
 	r := &rotator{ring: ring, dryRun: opts.DryRun}
-	t, err := walk(ctx, db, ring, opts, rotateClass, r.batch)
+	t, err := walk(ctx, db, ring, opts, rotateClass, r)
 	return Result{Rotated: t.a, Skipped: t.b, Failed: t.failed, Failures: t.failures}, err
 }
 
@@ -160,25 +162,26 @@ type rotator struct {
 	dryRun bool
 }
 
-// batch rotates one batch: it seals what needs sealing, swaps it in, and
-// reads again the rows that changed underneath, a few times at most.
-func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row, t *tally) error {
-	for attempt := 1; len(rows) > 0; attempt++ {
-		swap := r.reseal(rows, t)
-		if len(swap.IDs) == 0 {
-			return nil
-		}
-		if r.dryRun {
-			t.a += int64(len(swap.IDs))
-			return nil
-		}
+// prepare seals, with the current key, the rows of b that need it.
+func (r *rotator) prepare(b *batch) {
+	b.swap = r.reseal(b.rows, &b.t)
+	if r.dryRun {
+		b.t.a += int64(len(b.swap.IDs))
+		b.swap = gen.SwapValuesParams{}
+	}
+}
 
+// write swaps in what prepare sealed, and reads again the rows that
+// changed underneath, a few times at most.
+func (r *rotator) write(ctx context.Context, db secrets.DBTX, b *batch) error {
+	rows, swap := b.rows, b.swap
+	for attempt := 1; len(swap.IDs) > 0; attempt++ {
 		swap.FirstID, swap.LastID = slices.Min(swap.IDs), slices.Max(swap.IDs)
 		done, err := gen.New(db).SwapValues(ctx, swap)
 		if err != nil {
 			return err
 		}
-		t.a += int64(len(done))
+		b.t.a += int64(len(done))
 		missed := missing(swap.IDs, done)
 		if len(missed) == 0 {
 			return nil
@@ -186,7 +189,7 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row, t *tal
 		if attempt == maxAttempts {
 			for _, rw := range rows {
 				if _, ok := missed[rw.id]; ok {
-					t.fail(rw, ErrChanged)
+					b.t.fail(rw, ErrChanged)
 				}
 			}
 			return nil
@@ -199,7 +202,8 @@ func (r *rotator) batch(ctx context.Context, db secrets.DBTX, rows []row, t *tal
 			return err
 		}
 		// A row deleted in between needs no rotation.
-		t.b += int64(len(missed) - len(rows))
+		b.t.b += int64(len(missed) - len(rows))
+		swap = r.reseal(rows, &b.t)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package rotation
 
 import (
 	"context"
-	"sync/atomic"
 
 	"github.com/sqlsecrets/sqlsecrets/secrets"
 )
@@ -34,28 +33,34 @@ type Report struct {
 // with the ring that lacks it reports no unreadable rows.
 func Verify(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring,
 	opts Options) (Report, error) {
-	var legacy atomic.Int64
-	t, err := walk(ctx, db, ring, opts, verifyClass,
-		func(_ context.Context, _ secrets.DBTX, rows []row, t *tally) error {
-			for _, rw := range rows {
-				pt, current, err := ring.Open(rw.name, rw.value)
-				clear(pt)
-				switch {
-				case err != nil:
-					t.fail(rw, err)
-				case current:
-					t.a++
-				default:
-					t.b++
-					if secrets.IsLegacy(rw.value) {
-						legacy.Add(1)
-					}
-				}
-			}
-			return nil
-		})
+	v := &verifier{ring: ring}
+	t, err := walk(ctx, db, ring, opts, verifyClass, v)
 	return Report{
-		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b, Legacy: legacy.Load(),
+		Total: t.a + t.b + t.failed, Current: t.a, Previous: t.b, Legacy: t.legacy,
 		Unreadable: t.failed, Failures: t.failures,
 	}, err
 }
+
+type verifier struct{ ring *secrets.Keyring }
+
+// prepare opens every row of b and counts the key it is under.
+func (v *verifier) prepare(b *batch) {
+	for _, rw := range b.rows {
+		pt, current, err := v.ring.Open(rw.name, rw.value)
+		clear(pt)
+		switch {
+		case err != nil:
+			b.t.fail(rw, err)
+		case current:
+			b.t.a++
+		default:
+			b.t.b++
+			if secrets.IsLegacy(rw.value) {
+				b.t.legacy++
+			}
+		}
+	}
+}
+
+// write has nothing to write.
+func (v *verifier) write(context.Context, secrets.DBTX, *batch) error { return nil }

@@ -22,9 +22,10 @@ type row struct {
 }
 
 // tally counts a run. a and b are rotated and skipped for Rotate, current
-// and previous for Verify.
+// and previous for Verify; legacy counts Verify's legacy rows.
 type tally struct {
 	a, b, failed int64
+	legacy       int64
 	failures     []Failure
 	max          int
 }
@@ -38,7 +39,7 @@ func (t *tally) fail(rw row, err error) {
 
 // add adds the counts of o to t.
 func (t *tally) add(o tally) {
-	t.a, t.b, t.failed = t.a+o.a, t.b+o.b, t.failed+o.failed
+	t.a, t.b, t.failed, t.legacy = t.a+o.a, t.b+o.b, t.failed+o.failed, t.legacy+o.legacy
 	for _, f := range o.failures {
 		if len(t.failures) < t.max {
 			t.failures = append(t.failures, f)
@@ -46,8 +47,24 @@ func (t *tally) add(o tally) {
 	}
 }
 
-// batchFunc handles one batch of rows, read through db, counting into t.
-type batchFunc func(ctx context.Context, db secrets.DBTX, rows []row, t *tally) error
+// batch is one batch of rows on its way through a pass.
+type batch struct {
+	rows []row
+	last int64 // the id of the last row read
+
+	// swap is what prepare leaves for write to swap in.
+	swap gen.SwapValuesParams
+
+	t tally
+}
+
+// pass is what a Rotate or Verify does with each batch, in two steps:
+// prepare needs no database (it opens and seals), so it may run on
+// another goroutine, ahead of write, which does the rest through db.
+type pass interface {
+	prepare(b *batch)
+	write(ctx context.Context, db secrets.DBTX, b *batch) error
+}
 
 // Chunks of ids that workers claim. Each is a range of chunkWidth ids,
 // numbered from id 0, so that every process cuts the table the same way.
@@ -64,7 +81,7 @@ const (
 type run struct {
 	opts  Options
 	class int32
-	do    batchFunc
+	pass  pass
 
 	mu    sync.Mutex // guards sum and done, and serializes Progress calls
 	sum   tally
@@ -77,7 +94,7 @@ type run struct {
 // chunks of ids. It stops between batches when ctx is done, with a
 // *StoppedError, and reports progress after each batch.
 func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Options,
-	class int32, do batchFunc) (tally, error) {
+	class int32, p pass) (tally, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return tally{}, err
@@ -85,7 +102,7 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	if ring == nil {
 		return tally{}, fmt.Errorf("rotation: %w: nil keyring", secrets.ErrInvalidArgument)
 	}
-	r := &run{opts: opts, class: class, do: do, sum: tally{max: opts.MaxFailures}}
+	r := &run{opts: opts, class: class, pass: p, sum: tally{max: opts.MaxFailures}}
 
 	total, err := gen.New(db).CountSecrets(ctx)
 	if err != nil {
@@ -96,7 +113,11 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	if opts.Workers == 0 {
 		// From the smallest id on: an adopted table may hold ids of 0 or
 		// less.
-		after, err := r.walkRange(ctx, db, math.MinInt64, math.MaxInt64)
+		walk := r.walkRange
+		if _, ok := db.(acquirer); ok {
+			walk = r.walkAhead
+		}
+		after, err := walk(ctx, db, math.MinInt64, math.MaxInt64)
 		if err != nil {
 			return r.sum, r.stopped(after, err)
 		}
@@ -105,40 +126,118 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 	return r.sum, r.workers(ctx, db)
 }
 
-// walkRange walks the ids from first up to and including last, and
-// returns the last id of the last whole batch (math.MinInt64 before the
-// first).
+// walkRange walks the ids from first up to and including last, one batch
+// after the other, and returns the last id of the last whole batch
+// (math.MinInt64 before the first).
 func (r *run) walkRange(ctx context.Context, db secrets.DBTX, first, last int64) (int64, error) {
-	q := gen.New(db)
 	after := int64(math.MinInt64)
 	for from := first; ; from = after + 1 {
 		if err := ctx.Err(); err != nil {
 			return after, err
 		}
-		batch, err := q.ReadBatch(ctx, gen.ReadBatchParams{
-			FromID: from, LastID: last, BatchSize: int32(r.opts.BatchSize),
-		})
-		if err != nil || len(batch) == 0 {
+		b, err := r.read(ctx, db, from, last)
+		if err != nil || b == nil {
 			return after, err
 		}
-
-		rows := make([]row, len(batch))
-		for i, b := range batch {
-			rows[i] = row{b.ID, secrets.Name{Group: b.Group, Owner: b.OwnerID, Key: b.Key}, b.Value}
-		}
-		// A batch, once read, is finished even if ctx is cancelled, so that
-		// a run stops between batches. Its counts join the run's only when
-		// the whole batch is done, like StoppedError.Done.
-		t := tally{max: r.opts.MaxFailures}
-		if err := r.do(context.WithoutCancel(ctx), db, rows, &t); err != nil {
+		r.pass.prepare(b)
+		if err := r.write(ctx, db, b); err != nil {
 			return after, err
 		}
-		after = batch[len(batch)-1].ID
-		r.finish(t, len(batch))
+		after = b.last
 		if after == last {
 			return after, nil // and from = after + 1 would overflow at math.MaxInt64
 		}
 	}
+}
+
+// walkAhead is walkRange with the reading and the crypto of the next
+// batch done on a goroutine of its own, while the current batch is
+// written. Each step takes a connection of db's pool for itself, so
+// reading and writing run side by side on two connections; neither holds
+// one while waiting for the other.
+func (r *run) walkAhead(ctx context.Context, db secrets.DBTX, first, last int64) (int64, error) {
+	readCtx, stop := context.WithCancel(ctx)
+	ready := make(chan *batch, 1)
+	var readErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ready)
+		readErr = r.readAhead(readCtx, db, first, last, ready)
+	})
+	defer func() {
+		stop()
+		for range ready {
+			// Batches read ahead are dropped unwritten; a rerun reads them
+			// again.
+		}
+		wg.Wait()
+	}()
+
+	after := int64(math.MinInt64)
+	for b := range ready {
+		if err := ctx.Err(); err != nil {
+			return after, err
+		}
+		if err := r.write(ctx, db, b); err != nil {
+			return after, err
+		}
+		after = b.last
+	}
+	return after, readErr // the channel is closed, so readErr is set
+}
+
+// readAhead reads and prepares the batches of walkAhead and sends them to
+// ready, until the range ends or ctx is done.
+func (r *run) readAhead(ctx context.Context, db secrets.DBTX, first, last int64,
+	ready chan<- *batch) error {
+	for from := first; ; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := r.read(ctx, db, from, last)
+		if err != nil || b == nil {
+			return err
+		}
+		r.pass.prepare(b)
+		select {
+		case ready <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.last == last {
+			return nil
+		}
+		from = b.last + 1
+	}
+}
+
+// read reads the batch that starts at id from, or returns nil when no row
+// is left up to last.
+func (r *run) read(ctx context.Context, db secrets.DBTX, from, last int64) (*batch, error) {
+	got, err := gen.New(db).ReadBatch(ctx, gen.ReadBatchParams{
+		FromID: from, LastID: last, BatchSize: int32(r.opts.BatchSize),
+	})
+	if err != nil || len(got) == 0 {
+		return nil, err
+	}
+	b := &batch{rows: make([]row, len(got)), last: got[len(got)-1].ID,
+		t: tally{max: r.opts.MaxFailures}}
+	for i, g := range got {
+		b.rows[i] = row{g.ID, secrets.Name{Group: g.Group, Owner: g.OwnerID, Key: g.Key}, g.Value}
+	}
+	return b, nil
+}
+
+// write finishes a prepared batch and adds it to the run. A batch, once
+// read, is written even if ctx is cancelled, so that a run stops between
+// batches. Its counts join the run's only when the whole batch is done,
+// like StoppedError.Done.
+func (r *run) write(ctx context.Context, db secrets.DBTX, b *batch) error {
+	if err := r.pass.write(context.WithoutCancel(ctx), db, b); err != nil {
+		return err
+	}
+	r.finish(b.t, len(b.rows))
+	return nil
 }
 
 // finish adds a whole batch to the run and reports progress.

@@ -131,8 +131,9 @@ func setupSummary(times []setupTime) string {
 func workersNote() string {
 	if len(bench.RotationWorkers()) > 1 {
 		return "a worker knob, Workers: rotation ran with default options (one keyset " +
-			"pass on one connection), then with 1, 2 and 4 workers, each on a connection " +
-			"of its own; the Workers rows compare with default options on the same table."
+			"pass that reads and seals the next batch on a second connection while the " +
+			"current one is written), then with 1, 2 and 4 workers, each walking its " +
+			"chunks on a connection of its own."
 	}
 	return "no worker knob (no Workers field), so rotation ran with default options only."
 }
