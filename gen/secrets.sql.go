@@ -101,6 +101,13 @@ func (q *Queries) GetSecret(ctx context.Context, arg GetSecretParams) (string, e
 	return value, err
 }
 
+type InsertSecretsParams struct {
+	Key       string
+	GroupName string
+	OwnerID   *int64
+	Value     string
+}
+
 const listAllSecrets = `-- name: ListAllSecrets :many
 SELECT id, key, "group", owner_id, created_at, updated_at FROM secrets
 ORDER BY "group", owner_id NULLS FIRST, key

@@ -5,8 +5,9 @@
 // where group defaults to "global", owner may be null or absent for a
 // secret with no owner, and value is any JSON, null included.
 //
-// Import writes the records in batches, each batch in one statement, so a
-// batch lands whole or not at all. A bad line stops the import before its
+// Import writes the records in batches, each batch in one statement (a
+// COPY, or an upsert where secrets exist), so a batch lands whole or not
+// at all. A bad line stops the import before its
 // batch is written; the error names the line, never its content.
 package importer
 
@@ -20,15 +21,13 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"unicode/utf8"
 
-	"github.com/sqlsecrets/sqlsecrets/internal/jsontext"
 	"github.com/sqlsecrets/sqlsecrets/secrets"
 )
 
 // DefaultBatchSize is the number of records written per statement when
 // Options.BatchSize is 0.
-const DefaultBatchSize = 500
+const DefaultBatchSize = 2000
 
 // MaxBatchSize is the largest Options.BatchSize accepted.
 const MaxBatchSize = 50_000
@@ -116,85 +115,6 @@ func (r *Reader) Next() (Record, error) {
 	return Record{}, io.EOF
 }
 
-// parseLine reads one object with the members group, owner, key and value,
-// spelled exactly so, each at most once.
-func parseLine(text []byte) (Record, error) {
-	dec := json.NewDecoder(bytes.NewReader(text))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return Record{}, ErrBadLine
-	}
-	members := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		name, isName := tok.(string)
-		if err != nil || !isName {
-			return Record{}, ErrBadLine
-		}
-		switch name {
-		case "group", "owner", "key", "value":
-		default:
-			return Record{}, fmt.Errorf("%w: unknown member (only group, owner, key, value)", ErrBadLine)
-		}
-		if _, dup := members[name]; dup {
-			return Record{}, fmt.Errorf("%w: %s given twice", ErrBadLine, name)
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return Record{}, ErrBadLine
-		}
-		members[name] = v
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return Record{}, ErrBadLine
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Record{}, fmt.Errorf("%w: more after the object", ErrBadLine)
-	}
-	return record(members)
-}
-
-// record checks the members of a line and makes its Record.
-func record(m map[string]json.RawMessage) (Record, error) {
-	n := secrets.Name{Group: secrets.DefaultGroup}
-	if err := stringMember(m, "key", &n.Key); err != nil {
-		return Record{}, err
-	}
-	if _, ok := m["group"]; ok {
-		if err := stringMember(m, "group", &n.Group); err != nil {
-			return Record{}, err
-		}
-	}
-	if raw, ok := m["owner"]; ok && string(raw) != "null" {
-		id, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
-			return Record{}, fmt.Errorf("%w: owner is not a whole number", ErrBadLine)
-		}
-		n.Owner = &id
-	}
-	value, ok := m["value"]
-	if !ok {
-		return Record{}, fmt.Errorf("%w: value is missing", ErrBadLine)
-	}
-	return Record{Name: n, Value: value}, nil
-}
-
-// stringMember decodes the member name of m, which must be a JSON string.
-func stringMember(m map[string]json.RawMessage, name string, dst *string) error {
-	raw, ok := m[name]
-	if !ok {
-		return fmt.Errorf("%w: %s is missing", ErrBadLine, name)
-	}
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, dst) != nil {
-		return fmt.Errorf("%w: %s is not a string", ErrBadLine, name)
-	}
-	// encoding/json would turn invalid UTF-8 and half surrogate pairs into
-	// U+FFFD, so that two different names could land in one row.
-	if _, lone := jsontext.Scan(raw); lone || !utf8.Valid(raw) {
-		return fmt.Errorf("%w: %s is not valid UTF-8 text", ErrBadLine, name)
-	}
-	return nil
-}
-
 // Options tune Import. The zero value is ready to use.
 type Options struct {
 	// BatchSize is how many records one statement writes.
@@ -208,12 +128,21 @@ type Options struct {
 
 // Import reads JSON Lines from r and stores every record with the current
 // key of ring, overwriting secrets that exist. It returns how many records
-// it wrote. It reads r from a goroutine of its own, ahead of the writes,
-// and calls Progress from the caller's. When ctx is cancelled it stops
-// before the next batch. On a
-// bad line it stops, having written every batch before the one that holds
-// the line and nothing of that one; the error names the line and says how
-// many records were written.
+// it wrote. A record whose name comes again later in the same batch is
+// overwritten by the later one.
+//
+// It reads r, parses and seals on a goroutine of its own, ahead of the
+// writes, and writes and calls Progress on the caller's. Each batch is one
+// statement: a COPY while no secret of the batch exists, which is how an
+// import into an empty table runs, and otherwise the upsert of
+// secrets.SetMany; after the first batch that meets an existing secret,
+// every later batch is an upsert. With db a pgx.Tx, the COPY runs in a
+// savepoint.
+//
+// When ctx is cancelled it stops before the next batch: a batch that has
+// started is written whole. On a bad line it stops, having written every
+// batch before the one that holds the line and nothing of that one; the
+// error names the line and says how many records were written.
 func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Reader,
 	opts Options) (int64, error) {
 	if opts.BatchSize < 0 || opts.BatchSize > MaxBatchSize {
@@ -231,6 +160,7 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 	batches := make(chan prepared, 1)
 	go prepare(NewReader(r), ring, opts.BatchSize, batches, stop)
 
+	w := newWriter(db)
 	var written int64
 	for b := range batches {
 		if b.err != nil {
@@ -242,11 +172,11 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 		}
 		// A batch that has started is written whole even if ctx is
 		// cancelled: the import stops between batches.
-		if err := b.sealed.Write(context.WithoutCancel(ctx), db); err != nil {
+		if err := w.write(context.WithoutCancel(ctx), b.batch); err != nil {
 			return written, fmt.Errorf("import: %w (%d records written before this batch)",
 				err, written)
 		}
-		written += int64(b.records)
+		written += int64(b.batch.records)
 		if opts.Progress != nil {
 			opts.Progress(written)
 		}
@@ -256,13 +186,14 @@ func Import(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, r io.Re
 
 // prepared is one batch, sealed, or the error that ends the input.
 type prepared struct {
-	sealed  *secrets.Sealed
-	records int
-	err     error
+	batch *batch
+	err   error
 }
 
 // prepare reads records from in, seals them in batches of size and sends
 // them, in order, until the input ends, a line is bad, or stop closes.
+// When a line is bad, the error is that of the first bad line: a record
+// before it in the batch that cannot be sealed comes first.
 func prepare(in *Reader, ring *secrets.Keyring, size int, out chan<- prepared,
 	stop <-chan struct{}) {
 	defer close(out)
@@ -274,37 +205,33 @@ func prepare(in *Reader, ring *secrets.Keyring, size int, out chan<- prepared,
 			return false
 		}
 	}
-	var batch []secrets.Entry
-	var lines []int
-	seal := func() prepared {
-		sealed, err := secrets.SealMany(ring, batch)
-		var ie *secrets.IndexError
-		if errors.As(err, &ie) {
-			err = &LineError{Line: lines[ie.Index], Err: ie.Err}
-		}
-		p := prepared{sealed: sealed, records: len(batch), err: err}
-		batch, lines = nil, nil
-		return p
-	}
-
+	var recs []Record
 	for {
 		rec, err := in.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			if _, serr := sealBatch(ring, recs); serr != nil {
+				err = serr
+			}
 			send(prepared{err: err})
 			return
 		}
-		batch = append(batch, secrets.Entry{Name: rec.Name, Value: rec.Value})
-		lines = append(lines, rec.Line)
-		if len(batch) == size {
-			if p := seal(); !send(p) || p.err != nil {
+		if recs == nil {
+			recs = make([]Record, 0, min(size, 4096))
+		}
+		recs = append(recs, rec)
+		if len(recs) == size {
+			b, err := sealBatch(ring, recs)
+			if !send(prepared{batch: b, err: err}) || err != nil {
 				return
 			}
+			recs = nil
 		}
 	}
-	if len(batch) > 0 {
-		send(seal())
+	if len(recs) > 0 {
+		b, err := sealBatch(ring, recs)
+		send(prepared{batch: b, err: err})
 	}
 }

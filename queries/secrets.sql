@@ -31,6 +31,12 @@ SELECT
 ON CONFLICT (key, "group", owner_id)
 DO UPDATE SET value = EXCLUDED.value, updated_at = now();
 
+-- InsertSecrets writes new rows with COPY. It fails, writing nothing, when
+-- one of them exists already. An owner of NULL is a global secret.
+-- name: InsertSecrets :copyfrom
+INSERT INTO secrets (key, "group", owner_id, value)
+VALUES (sqlc.arg(key), sqlc.arg(group_name), sqlc.narg(owner_id), sqlc.arg(value));
+
 -- name: DeleteSecret :execrows
 DELETE FROM secrets
 WHERE key = sqlc.arg(key) AND "group" = sqlc.arg(group_name)

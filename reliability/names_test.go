@@ -54,6 +54,12 @@ func (d hostileNoSQL) QueryRow(context.Context, string, ...any) pgx.Row {
 	return hostileErrRow{}
 }
 
+func (d hostileNoSQL) CopyFrom(context.Context, pgx.Identifier, []string,
+	pgx.CopyFromSource) (int64, error) {
+	d.t.Errorf("%s: SQL ran (CopyFrom)", d.what)
+	return 0, errHostileNoSQL
+}
+
 type hostileErrRow struct{}
 
 func (hostileErrRow) Scan(...any) error { return errHostileNoSQL }

@@ -33,6 +33,10 @@ var (
 	// failed.
 	ErrIntegrity = errors.New("integrity check failed: value altered, corrupted or moved")
 
+	// ErrExists is returned by Sealed.Insert when a secret of the set is
+	// stored already; Insert then wrote nothing.
+	ErrExists = errors.New("secret exists already")
+
 	// ErrInvalidArgument is returned, before any SQL runs, for a key or
 	// group that is empty, longer than 150 characters, not valid UTF-8 or
 	// holds NUL; a negative owner; a value that cannot be encoded as JSON,

@@ -189,6 +189,12 @@ func (d *noSQL) QueryRow(context.Context, string, ...any) pgx.Row {
 	return errRow{}
 }
 
+func (d *noSQL) CopyFrom(context.Context, pgx.Identifier, []string,
+	pgx.CopyFromSource) (int64, error) {
+	d.calls++
+	return 0, errNoSQL
+}
+
 type errRow struct{}
 
 func (errRow) Scan(...any) error { return errNoSQL }

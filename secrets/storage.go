@@ -3,10 +3,12 @@ package secrets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sqlsecrets/sqlsecrets/gen"
 )
 
@@ -52,18 +54,9 @@ func storeValue(ctx context.Context, db DBTX, n Name, sealed string) error {
 }
 
 // storeValues writes many rows in one statement. names must not hold the
-// same secret twice. Rows are written in one fixed order, whatever the
-// caller's, so that two calls that touch the same rows lock them in the
-// same order and cannot deadlock.
+// same secret twice.
 func storeValues(ctx context.Context, db DBTX, names []Name, sealed []string) error {
-	order := make([]int, len(names))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return names[a].key().compare(names[b].key()) })
-	names = permute(names, order)
-	sealed = permute(sealed, order)
-
+	names, sealed = inLockOrder(names, sealed)
 	p := gen.UpsertSecretsParams{
 		Keys:       make([]string, len(names)),
 		GroupNames: make([]string, len(names)),
@@ -78,6 +71,54 @@ func storeValues(ctx context.Context, db DBTX, names []Name, sealed []string) er
 	}
 	_, err := gen.New(db).UpsertSecrets(ctx, p)
 	return err
+}
+
+// insertValues writes new rows with one COPY, or nothing and an error
+// that matches ErrExists when one of them is stored already. In a pgx.Tx
+// the COPY runs in a savepoint, so that the transaction survives a
+// failure. names must not hold the same secret twice.
+func insertValues(ctx context.Context, db DBTX, names []Name, sealed []string) error {
+	names, sealed = inLockOrder(names, sealed)
+	rows := make([]gen.InsertSecretsParams, len(names))
+	for i, n := range names {
+		rows[i] = gen.InsertSecretsParams{
+			Key: n.Key, GroupName: n.Group, OwnerID: n.Owner, Value: sealed[i],
+		}
+	}
+
+	tx, inTx := db.(pgx.Tx)
+	if inTx {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("savepoint: %w", err)
+		}
+		defer sp.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
+		db = sp
+	}
+	_, err := gen.New(db).InsertSecrets(ctx, rows)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == uniqueViolation {
+		return ErrExists
+	}
+	if err != nil || !inTx {
+		return err
+	}
+	return db.(pgx.Tx).Commit(ctx)
+}
+
+// uniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
+// violation.
+const uniqueViolation = "23505"
+
+// inLockOrder returns names and sealed in one fixed order, whatever the
+// caller's, so that two calls that write the same rows lock them in the
+// same order and cannot deadlock.
+func inLockOrder(names []Name, sealed []string) ([]Name, []string) {
+	order := make([]int, len(names))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return names[a].key().compare(names[b].key()) })
+	return permute(names, order), permute(sealed, order)
 }
 
 func permute[T any](s []T, order []int) []T {

@@ -257,6 +257,24 @@ func (b *Sealed) Write(ctx context.Context, db DBTX) error {
 	return nil
 }
 
+// Insert writes the sealed entries as new rows with one COPY, which is
+// faster than Write for secrets that are not stored yet: all of them or,
+// on an error, none. When one of them is stored already it writes nothing
+// and returns an error that matches ErrExists; Write overwrites instead.
+//
+// With db a pgx.Tx, the COPY runs in a savepoint, so the transaction
+// survives ErrExists. In a transaction begun with SQL on a connection, a
+// failed Insert aborts that transaction, like any failed statement.
+func (b *Sealed) Insert(ctx context.Context, db DBTX) error {
+	if len(b.names) == 0 {
+		return nil
+	}
+	if err := insertValues(ctx, db, b.names, b.values); err != nil {
+		return fmt.Errorf("insert %d secrets: %w", len(b.names), err)
+	}
+	return nil
+}
+
 // checkRing fails for a store without a usable keyring.
 func (s Store) checkRing() error {
 	_, err := s.ring.usable()

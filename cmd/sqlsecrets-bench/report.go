@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sqlsecrets/sqlsecrets/bench"
+	"github.com/sqlsecrets/sqlsecrets/importer"
 )
 
 // row is one line of the table.
@@ -73,7 +74,8 @@ func (b *bencher) notes(data *bench.Data) {
 		"peak RSS: getrusage's ru_maxrss of a child process (this command run again with a " +
 			"hidden flag) that connects and rotates the whole table with default options; " +
 			"the idle child only connects.",
-		"import: into an empty table, default options (batches of 500); the COPY's rows " +
+		"import: into an empty table, default options (batches of " +
+			thousands(importer.DefaultBatchSize) + ", each one COPY); the COPY's rows " +
 			"were sealed before its timer started.",
 	}
 	if !b.env.Checkpoints() {
