@@ -73,11 +73,8 @@ func checkName(what, s string) error {
 	case utf8.RuneCountInString(s) > MaxNameLen:
 		return fmt.Errorf("%w: %s has %d characters, more than %d",
 			ErrInvalidArgument, what, utf8.RuneCountInString(s), MaxNameLen)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == 0 {
-			return fmt.Errorf("%w: %s contains NUL", ErrInvalidArgument, what)
-		}
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%w: %s contains NUL", ErrInvalidArgument, what)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,9 +125,7 @@ func GetAs[T any](ctx context.Context, s Store, db DBTX, key string) (T, error) 
 	if err != nil {
 		return v, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(pt))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
+	if err := decodeValue(pt, &v); err != nil {
 		// The decoder's message can quote part of the value; leave it out.
 		return v, &OpError{"get", s.Name(key), fmt.Errorf("stored JSON does not decode into %T", v)}
 	}

@@ -131,3 +131,51 @@ func invalidText(v reflect.Value) bool {
 	text, err := v.Interface().(encoding.TextMarshaler).MarshalText()
 	return err == nil && !utf8.Valid(text)
 }
+
+// decodeValue decodes the JSON text pt into v as encoding/json does with
+// UseNumber: a number that lands in an interface value is a json.Number.
+// It takes two shortcuts that give the same result with less work.
+func decodeValue[T any](pt []byte, v *T) error {
+	// A text that is one JSON string with nothing to unescape is the
+	// common secret; for a string or interface target it is that text.
+	if s, ok := plainString(pt); ok {
+		switch p := any(v).(type) {
+		case *string:
+			*p = string(s)
+			return nil
+		case *any:
+			*p = string(s)
+			return nil
+		}
+	}
+
+	// UseNumber changes only how a number decodes into an interface
+	// value. A text that starts as a string, true, false or null holds no
+	// number, and json.Unmarshal decodes it alike without a reader and the
+	// buffer that a Decoder fills from it.
+	if len(pt) > 0 {
+		switch pt[0] {
+		case '"', 't', 'f', 'n':
+			return json.Unmarshal(pt, v)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(pt))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+// plainString returns the text between the quotes when js is exactly
+// one JSON string with no escape, no control character and only valid
+// UTF-8: then encoding/json would decode it to that text unchanged.
+func plainString(js []byte) ([]byte, bool) {
+	if len(js) < 2 || js[0] != '"' || js[len(js)-1] != '"' {
+		return nil, false
+	}
+	s := js[1 : len(js)-1]
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return s, utf8.Valid(s)
+}
