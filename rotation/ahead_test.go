@@ -3,6 +3,8 @@ package rotation_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -27,10 +29,11 @@ type aheadDB struct {
 	readsSeen   chan int // gets the number of reads after each one, if set
 	beforeRead  func(n int) error
 	beforeWrite func(n int)
+	failWrite   func(n int) error
 	writes      int
 }
 
-var errInjected = errors.New("injected read failure")
+var errInjected = errors.New("injected failure")
 
 func (a *aheadDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	switch {
@@ -57,6 +60,11 @@ func (a *aheadDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows,
 		a.mu.Unlock()
 		if a.beforeWrite != nil {
 			a.beforeWrite(n)
+		}
+		if a.failWrite != nil {
+			if err := a.failWrite(n); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return a.Pool.Query(ctx, sql, args...)
@@ -141,11 +149,11 @@ func TestRotateAheadKeepsWriteAfterRead(t *testing.T) {
 // and the table agree, and a rerun finishes the rest.
 func TestRotateAheadStops(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		setup  func(db *aheadDB, cancel context.CancelFunc)
-		cause  error
-		done   int64
-		stopAt string
+		name  string
+		setup func(db *aheadDB, cancel context.CancelFunc)
+		cause error
+		least int64 // rows done at least, and at most
+		most  int64
 	}{{
 		name: "cancelled after the first batch",
 		setup: func(db *aheadDB, cancel context.CancelFunc) {
@@ -155,7 +163,9 @@ func TestRotateAheadStops(t *testing.T) {
 				}
 			}
 		},
-		cause: context.Canceled, done: 4, stopAt: "stopped after 4 rows, at id",
+		// The first two batches, and a third that a writer may have begun
+		// before the cancel.
+		cause: context.Canceled, least: 4, most: 6,
 	}, {
 		name: "third read fails",
 		setup: func(db *aheadDB, _ context.CancelFunc) {
@@ -166,7 +176,7 @@ func TestRotateAheadStops(t *testing.T) {
 				return nil
 			}
 		},
-		cause: errInjected, done: 4, stopAt: "stopped after 4 rows, at id",
+		cause: errInjected, least: 4, most: 4,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, pool := pgtest.Migrated(t)
@@ -182,18 +192,19 @@ func TestRotateAheadStops(t *testing.T) {
 			if !errors.As(err, &stop) || !errors.Is(err, tc.cause) {
 				t.Fatalf("got err %v, want a StoppedError for %v", err, tc.cause)
 			}
-			if res.Rotated != tc.done || stop.Done != tc.done ||
-				!strings.Contains(err.Error(), tc.stopAt) {
-				t.Errorf("got %+v, %q; want %d rotated and the error saying so",
-					res, err, tc.done)
+			done := res.Rotated
+			if done < tc.least || done > tc.most || stop.Done != done || stop.AfterID != done ||
+				!strings.Contains(err.Error(), fmt.Sprintf("stopped after %d rows, at id %d", done, done)) {
+				t.Errorf("got %+v, %q; want %d to %d rows rotated in whole batches, and the error saying so",
+					res, err, tc.least, tc.most)
 			}
 			rep, err := rotation.Verify(context.Background(), pool, r, rotation.Options{})
-			if err != nil || rep.Current != tc.done || rep.Previous != 10-tc.done {
+			if err != nil || rep.Current != done || rep.Previous != 10-done {
 				t.Errorf("verify: %+v, %v; want the table to agree with the counts", rep, err)
 			}
 
 			res, err = rotation.Rotate(context.Background(), pool, r, rotation.Options{BatchSize: 2})
-			wantRes := rotation.Result{Rotated: 10 - tc.done, Skipped: tc.done}
+			wantRes := rotation.Result{Rotated: 10 - done, Skipped: done}
 			if err != nil || !cmp.Equal(wantRes, res) {
 				t.Fatalf("rerun: got %+v, %v; want %+v", res, err, wantRes)
 			}
@@ -201,5 +212,51 @@ func TestRotateAheadStops(t *testing.T) {
 				t.Errorf("values differ after a stopped and resumed rotation")
 			}
 		})
+	}
+}
+
+// When the first batch fails after the second, written alongside it, is
+// done, the run says it stopped before any id, counts the batches done
+// (the second, and a third if it had begun), and a rerun finishes the
+// rest.
+func TestRotateAheadFirstWriteFails(t *testing.T) {
+	_, pool := pgtest.Migrated(t)
+	want := seed(t, pool, ring(t, keyA), 10)
+	r := ring(t, keyB, keyA)
+	db := &aheadDB{Pool: pool, readsSeen: make(chan int, 16)}
+	secondDone := make(chan struct{})
+	db.failWrite = func(n int) error {
+		if n != 1 {
+			return nil
+		}
+		// Fail the first write only once the second one has been written.
+		select {
+		case <-secondDone:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the second batch was not written alongside the first")
+		}
+		return errInjected
+	}
+	var once sync.Once
+	res, err := rotation.Rotate(context.Background(), db, r, rotation.Options{
+		BatchSize: 2,
+		Progress:  func(rotation.Progress) { once.Do(func() { close(secondDone) }) },
+	})
+	var stop *rotation.StoppedError
+	if !errors.As(err, &stop) || !errors.Is(err, errInjected) {
+		t.Fatalf("got err %v, want a StoppedError for the injected failure", err)
+	}
+	done := res.Rotated
+	if (done != 2 && done != 4) || stop.Done != done || stop.AfterID != math.MinInt64 {
+		t.Errorf("got %+v, done %d after id %d; want 2 or 4 rows, before any id",
+			res, stop.Done, stop.AfterID)
+	}
+
+	res, err = rotation.Rotate(context.Background(), pool, r, rotation.Options{BatchSize: 2})
+	if err != nil || res.Rotated != 10-done || res.Skipped != done {
+		t.Fatalf("rerun: got %+v, %v; want the rest rotated and %d skipped", res, err, done)
+	}
+	if !cmp.Equal(want, readAll(t, pool, r)) {
+		t.Errorf("values differ after a failed batch and a rerun")
 	}
 }

@@ -12,6 +12,10 @@
 // the current key are skipped, so a run that was stopped (a cancelled
 // context, a lost connection, a crash) is finished by running it again.
 //
+// On a *pgxpool.Pool, reading and sealing run ahead of the writes, and two
+// batches are written at once, each step on a connection of its own;
+// Options.Workers splits a run further, also between processes.
+//
 // The package never logs; pass Options.Progress to follow a run.
 package rotation
 
@@ -63,9 +67,9 @@ type Options struct {
 	// exact. Default DefaultMaxFailures.
 	MaxFailures int
 
-	// Progress, if set, is called after every batch: from the goroutine
-	// that called Rotate or Verify, or, with Workers, from the workers,
-	// one call at a time.
+	// Progress, if set, is called after every batch, one call at a time:
+	// from the goroutine that called Rotate or Verify, or, on a pool or
+	// with Workers, from the goroutines that write.
 	Progress func(Progress)
 
 	// Workers, when above 0, splits the run between that many workers,
@@ -77,8 +81,8 @@ type Options struct {
 	// another run is read again once that run lets go of it, so each run
 	// still covers the whole table, even when another one dies.
 	// Default 0: one keyset pass over db, which may also be a pgx.Tx. On
-	// a *pgxpool.Pool, that pass reads and seals the next batch on a
-	// second connection while the current batch is written.
+	// a *pgxpool.Pool, that pass reads and seals ahead on a connection of
+	// its own while two batches at a time are written on two more.
 	Workers int
 }
 

@@ -51,6 +51,7 @@ func (t *tally) add(o tally) {
 type batch struct {
 	rows []row
 	last int64 // the id of the last row read
+	seq  int   // the batch's place in a walkAhead, from 0
 
 	// swap is what prepare leaves for write to swap in.
 	swap gen.SwapValuesParams
@@ -150,47 +151,104 @@ func (r *run) walkRange(ctx context.Context, db secrets.DBTX, first, last int64)
 	}
 }
 
-// walkAhead is walkRange with the reading and the crypto of the next
-// batch done on a goroutine of its own, while the current batch is
-// written. Each step takes a connection of db's pool for itself, so
-// reading and writing run side by side on two connections; neither holds
-// one while waiting for the other.
+// aheadWriters is how many batches a walkAhead writes at once.
+const aheadWriters = 2
+
+// walkAhead is walkRange with the reading and the crypto done on a
+// goroutine of its own, ahead of the writes, and aheadWriters batches
+// written at once. Each step takes a connection of db's pool for itself
+// and holds none while it waits for another step. It returns the last id
+// of the batches written up to the first one that was not.
 func (r *run) walkAhead(ctx context.Context, db secrets.DBTX, first, last int64) (int64, error) {
-	readCtx, stop := context.WithCancel(ctx)
-	ready := make(chan *batch, 1)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	ready := make(chan *batch, aheadWriters)
 	var readErr error
-	var wg sync.WaitGroup
-	wg.Go(func() {
+	var reader sync.WaitGroup
+	reader.Go(func() {
 		defer close(ready)
 		readErr = r.readAhead(readCtx, db, first, last, ready)
 	})
-	defer func() {
-		stop()
-		for range ready {
-			// Batches read ahead are dropped unwritten; a rerun reads them
-			// again.
-		}
-		wg.Wait()
-	}()
 
-	after := int64(math.MinInt64)
-	for b := range ready {
-		if err := ctx.Err(); err != nil {
-			return after, err
-		}
-		if err := r.write(ctx, db, b); err != nil {
-			return after, err
-		}
-		after = b.last
+	w := &aheadWrites{after: math.MinInt64, written: map[int]int64{}}
+	var writers sync.WaitGroup
+	for range aheadWriters {
+		writers.Go(func() {
+			for b := range ready {
+				if !w.goOn(ctx) {
+					stopReading()
+					continue // dropped unwritten: a rerun reads it again
+				}
+				err := r.write(ctx, db, b)
+				w.done(b, err)
+				if err != nil {
+					stopReading()
+				}
+			}
+		})
 	}
-	return after, readErr // the channel is closed, so readErr is set
+	writers.Wait()
+	reader.Wait()
+
+	switch {
+	case w.err != nil:
+		return w.after, w.err
+	case readErr != nil:
+		return w.after, readErr
+	case w.dropped:
+		return w.after, ctx.Err() // a cancel that landed after the last read
+	}
+	return w.after, nil
+}
+
+// aheadWrites tracks the batches of a walkAhead, numbered in id order as
+// read, that its writers have finished.
+type aheadWrites struct {
+	mu      sync.Mutex
+	written map[int]int64 // the last id of each batch written out of order
+	next    int           // the number of the first batch not yet written
+	after   int64         // the last id of batch next-1
+	err     error         // the first write that failed
+	dropped bool          // a batch was left unwritten
+}
+
+// goOn reports whether the next batch is to be written: no write failed
+// and ctx is not done. Once it says no, it says no to every later batch.
+func (w *aheadWrites) goOn(ctx context.Context) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil || ctx.Err() != nil {
+		w.dropped = true
+	}
+	return !w.dropped
+}
+
+func (w *aheadWrites) done(b *batch, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return
+	}
+	w.written[b.seq] = b.last
+	for {
+		last, ok := w.written[w.next]
+		if !ok {
+			return
+		}
+		delete(w.written, w.next)
+		w.next++
+		w.after = last
+	}
 }
 
 // readAhead reads and prepares the batches of walkAhead and sends them to
 // ready, until the range ends or ctx is done.
 func (r *run) readAhead(ctx context.Context, db secrets.DBTX, first, last int64,
 	ready chan<- *batch) error {
-	for from := first; ; {
+	for from, seq := first, 0; ; seq++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -198,6 +256,7 @@ func (r *run) readAhead(ctx context.Context, db secrets.DBTX, first, last int64,
 		if err != nil || b == nil {
 			return err
 		}
+		b.seq = seq
 		r.pass.prepare(b)
 		select {
 		case ready <- b:
@@ -418,8 +477,9 @@ func floorDiv(a, b int64) int64 {
 type StoppedError struct {
 	Done int64 // rows looked at in whole batches
 
-	// AfterID is the last id of the last whole batch of a run without
-	// workers; math.MinInt64 before the first batch, and with workers.
+	// AfterID is, for a run without workers, the id up to which every
+	// batch is done (on a pool, a later batch may be done too);
+	// math.MinInt64 before that, and with workers.
 	AfterID int64
 
 	Err error // the cause, such as context.Canceled

@@ -133,8 +133,8 @@ func setupSummary(times []setupTime) string {
 func workersNote() string {
 	if len(bench.RotationWorkers()) > 1 {
 		return "a worker knob, Workers: rotation ran with default options (one keyset " +
-			"pass that reads and seals the next batch on a second connection while the " +
-			"current one is written), then with 1, 2 and 4 workers, each walking its " +
+			"pass that reads and seals ahead on one connection while two batches at a time " +
+			"are written on two more), then with 1, 2 and 4 workers, each walking its " +
 			"chunks on a connection of its own."
 	}
 	return "no worker knob (no Workers field), so rotation ran with default options only."
