@@ -51,85 +51,99 @@ func (p Pair) Ratio() float64 {
 // recorded: they fill the statement caches of the pool's connections.
 func warmup(iterations int) int { return max(10, iterations/10) }
 
-// GetVsRaw times Store.Get and a raw SELECT of the value, alternately
-// (raw, facade, raw, facade, ...), each on a row picked at random from
-// the seeded ones, and records iterations of each after a warm-up. Every
-// value the facade returns is checked.
-func (e *Env) GetVsRaw(ctx context.Context, iterations int, rng *rand.Rand) (Pair, error) {
-	if e.rows == 0 {
-		return Pair{}, fmt.Errorf("get: nothing seeded")
-	}
+// interleave runs raw and facade in pairs on rows picked at random from
+// the n seeded ones, each pair in the other order than the one before
+// (raw first, then facade first, ...) so that neither gains from going
+// first, and records iterations of each after a warm-up.
+func interleave(iterations, n int, rng *rand.Rand,
+	raw, facade func(i int) (time.Duration, error)) (Pair, error) {
 	skip := warmup(iterations)
 	p := Pair{Facade: make(Latencies, 0, iterations), Raw: make(Latencies, 0, iterations)}
 	for it := range skip + iterations {
-		i := rng.IntN(e.rows)
-		n := e.Data.Name(i)
-		var value string
-		start := time.Now()
-		err := e.Pool.QueryRow(ctx, RawGetSQL, n.Key, n.Group, *n.Owner).Scan(&value)
-		raw := time.Since(start)
-		if err != nil {
-			return p, fmt.Errorf("raw get of row %d: %w", i, err)
+		ops := [2]func(int) (time.Duration, error){raw, facade}
+		if it%2 == 1 {
+			ops[0], ops[1] = facade, raw
 		}
-
-		i = rng.IntN(e.rows)
-		n = e.Data.Name(i)
-		start = time.Now()
-		got, err := secrets.New(e.Old).Model(n.Group, *n.Owner).Get(ctx, e.Pool, n.Key)
-		facade := time.Since(start)
-		if err != nil {
-			return p, err
+		var took [2]time.Duration
+		for k, op := range ops {
+			d, err := op(rng.IntN(n))
+			if err != nil {
+				return p, err
+			}
+			took[k] = d
 		}
-		if s, ok := got.(string); !ok || s != e.Data.Value(i) {
-			return p, fmt.Errorf("get of row %d read back a different value", i)
+		if it%2 == 1 {
+			took[0], took[1] = took[1], took[0]
 		}
-
 		if it >= skip {
-			p.Raw = append(p.Raw, raw)
-			p.Facade = append(p.Facade, facade)
+			p.Raw = append(p.Raw, took[0])
+			p.Facade = append(p.Facade, took[1])
 		}
 	}
 	return p, nil
 }
 
+// GetVsRaw times Store.Get and a raw SELECT of the value, interleaved,
+// and records iterations of each after a warm-up. Every value the facade
+// returns is checked.
+func (e *Env) GetVsRaw(ctx context.Context, iterations int, rng *rand.Rand) (Pair, error) {
+	if e.rows == 0 {
+		return Pair{}, fmt.Errorf("get: nothing seeded")
+	}
+	raw := func(i int) (time.Duration, error) {
+		n := e.Data.Name(i)
+		var value string
+		start := time.Now()
+		err := e.Pool.QueryRow(ctx, RawGetSQL, n.Key, n.Group, *n.Owner).Scan(&value)
+		took := time.Since(start)
+		if err != nil {
+			return took, fmt.Errorf("raw get of row %d: %w", i, err)
+		}
+		return took, nil
+	}
+	facade := func(i int) (time.Duration, error) {
+		n := e.Data.Name(i)
+		start := time.Now()
+		got, err := secrets.New(e.Old).Model(n.Group, *n.Owner).Get(ctx, e.Pool, n.Key)
+		took := time.Since(start)
+		if err != nil {
+			return took, err
+		}
+		if s, ok := got.(string); !ok || s != e.Data.Value(i) {
+			return took, fmt.Errorf("get of row %d read back a different value", i)
+		}
+		return took, nil
+	}
+	return interleave(iterations, e.rows, rng, raw, facade)
+}
+
 // SetVsRaw times Store.Set and a raw upsert (RawUpsertSQL) of a value
-// sealed beforehand, alternately, each on a row picked at random from the
-// seeded ones, and records iterations of each after a warm-up. Both write
-// the row's own value sealed with the old key, so the table stays as
-// Seed made it, bar new IVs and updated_at.
+// sealed beforehand, interleaved, and records iterations of each after a
+// warm-up. Both write the row's own value sealed with the old key, so the
+// table stays as Seed made it, bar new IVs and updated_at.
 func (e *Env) SetVsRaw(ctx context.Context, iterations int, rng *rand.Rand) (Pair, error) {
 	if e.rows == 0 {
 		return Pair{}, fmt.Errorf("set: nothing seeded")
 	}
-	skip := warmup(iterations)
-	p := Pair{Facade: make(Latencies, 0, iterations), Raw: make(Latencies, 0, iterations)}
-	for it := range skip + iterations {
-		i := rng.IntN(e.rows)
+	raw := func(i int) (time.Duration, error) {
 		n := e.Data.Name(i)
 		v, err := e.Old.Seal(n, e.Data.JSON(i))
 		if err != nil {
-			return p, err
+			return 0, err
 		}
 		start := time.Now()
 		_, err = e.Pool.Exec(ctx, RawUpsertSQL, n.Key, n.Group, *n.Owner, v)
-		raw := time.Since(start)
+		took := time.Since(start)
 		if err != nil {
-			return p, fmt.Errorf("raw upsert of row %d: %w", i, err)
+			return took, fmt.Errorf("raw upsert of row %d: %w", i, err)
 		}
-
-		i = rng.IntN(e.rows)
-		n = e.Data.Name(i)
-		start = time.Now()
-		err = secrets.New(e.Old).Model(n.Group, *n.Owner).Set(ctx, e.Pool, n.Key, e.Data.Value(i))
-		facade := time.Since(start)
-		if err != nil {
-			return p, err
-		}
-
-		if it >= skip {
-			p.Raw = append(p.Raw, raw)
-			p.Facade = append(p.Facade, facade)
-		}
+		return took, nil
 	}
-	return p, nil
+	facade := func(i int) (time.Duration, error) {
+		n := e.Data.Name(i)
+		start := time.Now()
+		err := secrets.New(e.Old).Model(n.Group, *n.Owner).Set(ctx, e.Pool, n.Key, e.Data.Value(i))
+		return time.Since(start), err
+	}
+	return interleave(iterations, e.rows, rng, raw, facade)
 }

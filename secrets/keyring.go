@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -258,7 +257,7 @@ func (r *Keyring) open(n Name, stored string) (plaintext []byte, current bool, e
 			return nil, false, ErrWrongKey
 		}
 		pt, err := k.Open(n.envelope(), s)
-		if err != nil || !json.Valid(pt) {
+		if err != nil || !validJSON(pt) {
 			return nil, false, ErrIntegrity
 		}
 		return pt, k == ks.current, nil
@@ -276,7 +275,7 @@ func (r *Keyring) open(n Name, stored string) (plaintext []byte, current bool, e
 		return nil, false, ErrWrongKey
 	}
 	pt, err := k.OpenLegacy(l)
-	if err != nil || !json.Valid(pt) {
+	if err != nil || !validJSON(pt) {
 		return nil, false, ErrIntegrity
 	}
 	return pt, false, nil

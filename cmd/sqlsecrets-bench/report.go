@@ -60,7 +60,8 @@ func (b *bencher) notes(data *bench.Data) {
 			"average); every row is sealed with the old key before each scenario.",
 			thousands(float64(data.Samples())), b.cfg.samples, bench.ValueChars,
 			data.MeanJSONBytes()),
-		"Get and Set: pairs interleaved (raw, facade, raw, facade, ...) on rows picked at " +
+		"Get and Set: pairs interleaved, each in the other order than the one before (raw, " +
+			"facade; facade, raw; ...), on rows picked at " +
 			"random, through one pool, after a warm-up; the raw upsert is UpsertSecret's " +
 			"statement with a value sealed before its timer starts.",
 		"rotate (a): one `" + bench.FloorSQL + "`; (b): batches of " +
