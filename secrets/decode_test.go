@@ -22,6 +22,7 @@ func decodeReference[T any](pt []byte) (T, error) {
 var decodeTexts = []string{
 	`""`, `"x"`, `"plain ascii value"`, `"café ☕ 𝄞"`, `"a\"b"`, `"a\\b"`, `"line\nbreak"`,
 	`"\u00e9"`, `"\ud834\udd1e"`, `"\ud834"`, `"\udd1e x"`, "\"bad \xff utf8\"", "\"\xed\xa0\x80\"",
+	`"a\/b"`, `"\u003cb\u003e \u0026 \"q\" \t\u0000"`, `"\u00e9\ud83d\ude00"`, `"\b\f\r"`,
 	`"12345678901234567890"`, `"2006-01-02T15:04:05Z"`, `" "`, ` "lead"`, `"trail" `,
 	"\t\"tab\"\n", `true`, `false`, `null`, ` true`, `null `,
 	`0`, `-1`, `3.25`, `12345678901234567890`, `9007199254740993`, `1e400`, ` 5`,
