@@ -152,6 +152,17 @@ func open(ctx context.Context) (*secrets.Keyring, *pgxpool.Pool, error) {
 	return openConns(ctx, defaultConns)
 }
 
+// runConns is the size of the pool of a rotate or verify with workers
+// workers: one connection each, and one more for what the run does
+// besides; without workers, three, on which rotation.Rotate reads ahead
+// and writes two batches at once.
+func runConns(workers int) int {
+	if workers == 0 {
+		return 3
+	}
+	return workers + 1
+}
+
 // openConns is open with a pool of up to conns connections.
 func openConns(ctx context.Context, conns int) (*secrets.Keyring, *pgxpool.Pool, error) {
 	if _, err := databaseURL(); err != nil {

@@ -28,14 +28,16 @@ failed rows; --json prints instead
   {"rotated":N,"skipped":N,"failed":N,"failures":[{"id":N,"group":"...",
    "owner":N|null,"key":"...","error":"..."}]}
 It exits with status 1 when a row failed. On SIGINT or SIGTERM it stops
-after the batch in progress and says how far it got; run it again to
+after the batches in progress and says how far it got; run it again to
 finish. Progress goes to standard error.
 
-With --workers N, N connections share the work, each claiming chunks of
-10,000 ids with an advisory lock. Rotations started with --workers in
-several processes, on several machines, share the table the same way; each
-prints the rows it rotated, and their sum is the rows that needed it. Run
-verify once they have all finished.
+Without --workers, it reads and seals ahead on one connection while two
+batches at a time are written on two more. With --workers N, N connections
+share the work, each claiming chunks of 10,000 ids with an advisory lock.
+Rotations started with --workers in several processes, on several
+machines, share the table the same way; each prints the rows it rotated,
+and their sum is the rows that needed it. Run verify once they have all
+finished.
 `,
 	run: runRotate,
 }
@@ -73,7 +75,7 @@ func runRotate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	ring, pool, err := openConns(ctx, *workers+1)
+	ring, pool, err := openConns(ctx, runConns(*workers))
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 
-	ring, pool, err := openConns(ctx, *workers+1)
+	ring, pool, err := openConns(ctx, runConns(*workers))
 	if err != nil {
 		return err
 	}
