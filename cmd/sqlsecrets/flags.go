@@ -234,7 +234,7 @@ func registerBatch(fs *flag.FlagSet, def, max int, usage string) *int {
 // registerWorkers adds --workers to fs, for rotate and verify.
 func registerWorkers(fs *flag.FlagSet) *int {
 	return registerBounded(fs, "workers", 0, 0, rotation.MaxWorkers,
-		"split the run between `N` connections that claim chunks of ids; 0 for one pass")
+		"`N` connections that claim chunks of ids (0: one pass)")
 }
 
 // registerBounded adds the flag name to fs, a whole number from min to

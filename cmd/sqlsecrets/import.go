@@ -25,8 +25,9 @@ Lines, one object per line; blank lines are skipped:
 group defaults to "global", owner may be null or absent for a secret with no
 owner, and value is any JSON, null included.
 
-Records are written in batches of --batch, each in one statement, so a batch
-lands whole or not at all. A bad line stops the import with exit status 1:
+Records are written in batches of --batch, each in one statement (a COPY
+until a batch meets a secret that exists, an upsert from then on), so a
+batch lands whole or not at all. A bad line stops the import with exit status 1:
 the message names the line, never its content, and says how many records
 the batches before it wrote; nothing of the bad line's batch is written.
 At the end import prints how many secrets it wrote. Progress goes to

@@ -18,9 +18,10 @@ SECRETS_PREVIOUS_KEYS, checking each one's integrity, and counts them:
               readable, and rotate would move them
   unreadable  sealed with a key the ring lacks, or altered
 and, among the previous ones, the legacy rows (in the PHP original's format,
-read with SECRETS_READ_LEGACY=true). Unreadable rows are listed by id, scope and key, never by value, and make
-verify exit with status 1. Run it without an old key in the ring before
-dropping that key for good. Nothing is written.
+read with SECRETS_READ_LEGACY=true). Unreadable rows are listed by id, scope
+and key, never by value, and make verify exit with status 1. Run it without
+an old key in the ring before dropping that key for good. Nothing is
+written.
 
 --json prints {"total":N,"current":N,"previous":N,"unreadable":N,
 "legacy":N,"failures":[...]}, the failures as rotate --json lists them (at
