@@ -7,8 +7,8 @@
 //
 // Import writes the records in batches, each batch in one statement (a
 // COPY, or an upsert where secrets exist), so a batch lands whole or not
-// at all. A bad line stops the import before its
-// batch is written; the error names the line, never its content.
+// at all. A bad line stops the import before its batch is written; the
+// error names the line, never its content.
 package importer
 
 import (
@@ -137,7 +137,8 @@ type Options struct {
 // import into an empty table runs, and otherwise the upsert of
 // secrets.SetMany; after the first batch that meets an existing secret,
 // every later batch is an upsert. With db a pgx.Tx, the COPY runs in a
-// savepoint.
+// savepoint; on a connection inside a transaction begun with SQL, where a
+// failed COPY would abort that transaction, every batch is an upsert.
 //
 // When ctx is cancelled it stops before the next batch: a batch that has
 // started is written whole. On a bad line it stops, having written every
