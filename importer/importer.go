@@ -78,6 +78,9 @@ type Reader struct {
 	line int
 }
 
+// jsonSpace is the white space that JSON allows around a value.
+const jsonSpace = " \t\r\n"
+
 // NewReader returns a Reader of r.
 func NewReader(r io.Reader) *Reader {
 	sc := bufio.NewScanner(r)
@@ -95,7 +98,9 @@ func (r *Reader) Next() (Record, error) {
 		if r.line == 1 {
 			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a byte order mark
 		}
-		text = bytes.TrimSpace(text)
+		// Only JSON's own white space: a form feed or a no-break space
+		// around the object makes the line bad, as a JSON parser would.
+		text = bytes.Trim(text, jsonSpace)
 		if len(text) == 0 {
 			continue
 		}

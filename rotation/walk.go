@@ -84,11 +84,44 @@ type run struct {
 	class int32
 	pass  pass
 
-	mu    sync.Mutex // guards sum and done, and serializes Progress calls
+	mu    sync.Mutex // guards sum, done and panicked, and serializes Progress calls
 	sum   tally
 	done  int64
 	total int64
+
+	// panicked is the first panic on a goroutine of the run, such as one
+	// of a Progress callback, for rethrow to raise again.
+	panicked any
 }
+
+// catch is deferred by every goroutine that a run starts. It recovers a
+// panic, keeps it for rethrow and calls stop, so that the run winds down.
+func (r *run) catch(stop func()) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	r.mu.Lock()
+	if r.panicked == nil {
+		r.panicked = p
+	}
+	r.mu.Unlock()
+	stop()
+}
+
+// rethrow raises again, on the caller's goroutine, where the caller can
+// recover it, a panic that catch kept.
+func (r *run) rethrow() {
+	r.mu.Lock()
+	p := r.panicked
+	r.mu.Unlock()
+	if p != nil {
+		panic(p)
+	}
+}
+
+// errPanicked stops the goroutines of a run after one of them panicked.
+var errPanicked = errors.New("rotation: a goroutine of the run panicked")
 
 // walk reads the whole table in batches and hands each to do: in keyset
 // order on id over db, or, with Options.Workers, by workers that claim
@@ -167,6 +200,7 @@ func (r *run) walkAhead(ctx context.Context, db secrets.DBTX, first, last int64)
 	var reader sync.WaitGroup
 	reader.Go(func() {
 		defer close(ready)
+		defer r.catch(stopReading)
 		readErr = r.readAhead(readCtx, db, first, last, ready)
 	})
 
@@ -174,6 +208,10 @@ func (r *run) walkAhead(ctx context.Context, db secrets.DBTX, first, last int64)
 	var writers sync.WaitGroup
 	for range aheadWriters {
 		writers.Go(func() {
+			defer r.catch(func() {
+				w.done(nil, errPanicked) // the other writer drops the rest
+				stopReading()
+			})
 			for b := range ready {
 				if !w.goOn(ctx) {
 					stopReading()
@@ -189,6 +227,7 @@ func (r *run) walkAhead(ctx context.Context, db secrets.DBTX, first, last int64)
 	}
 	writers.Wait()
 	reader.Wait()
+	r.rethrow()
 
 	switch {
 	case w.err != nil:
@@ -345,12 +384,14 @@ func (r *run) workers(ctx context.Context, db secrets.DBTX) error {
 	var wg sync.WaitGroup
 	for range r.opts.Workers {
 		wg.Go(func() {
+			defer r.catch(func() { cancel(errPanicked) })
 			if err := r.worker(ctx, pool, chunks); err != nil {
 				cancel(err)
 			}
 		})
 	}
 	wg.Wait()
+	r.rethrow()
 	if err := context.Cause(ctx); err != nil {
 		return r.stopped(math.MinInt64, err)
 	}
