@@ -80,3 +80,25 @@ func TestSealedInsert(t *testing.T) {
 		})
 	}
 }
+
+// A COPY that collides on something else than a secret's name, such as an
+// id taken by a row written with an explicit id, is not ErrExists.
+func TestSealedInsertOtherConflict(t *testing.T) {
+	pool := newDB(t)
+	ctx := context.Background()
+	ring := newRing(t, hexKey)
+	// An adopted table: a row with an id that the identity will hand out
+	// next.
+	_, err := pool.Exec(ctx, `INSERT INTO secrets (id, key, "group", value) VALUES (1, 'old', 'g', 'x')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := secrets.SealMany(ring, []secrets.Entry{{Name: secrets.Name{Group: "g", Key: "new"}, Value: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sealed.Insert(ctx, pool)
+	if err == nil || errors.Is(err, secrets.ErrExists) {
+		t.Errorf("insert onto a taken id: %v, want an error that is not ErrExists", err)
+	}
+}

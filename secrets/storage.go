@@ -88,26 +88,30 @@ func insertValues(ctx context.Context, db DBTX, names []Name, sealed []string) e
 
 	tx, inTx := db.(pgx.Tx)
 	if inTx {
-		sp, err := tx.Begin(ctx)
-		if err != nil {
+		var err error
+		if tx, err = tx.Begin(ctx); err != nil {
 			return fmt.Errorf("savepoint: %w", err)
 		}
-		defer sp.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
-		db = sp
+		defer tx.Rollback(context.WithoutCancel(ctx)) // a no-op after Commit
+		db = tx
 	}
 	_, err := gen.New(db).InsertSecrets(ctx, rows)
-	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == uniqueViolation {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok &&
+		pgErr.Code == uniqueViolation && pgErr.ConstraintName == scopeKey {
 		return ErrExists
 	}
 	if err != nil || !inTx {
 		return err
 	}
-	return db.(pgx.Tx).Commit(ctx)
+	return tx.Commit(ctx)
 }
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a unique constraint
-// violation.
-const uniqueViolation = "23505"
+// violation, and scopeKey the constraint that keeps one secret per name.
+const (
+	uniqueViolation = "23505"
+	scopeKey        = "secrets_scope_key"
+)
 
 // inLockOrder returns names and sealed in one fixed order, whatever the
 // caller's, so that two calls that write the same rows lock them in the
