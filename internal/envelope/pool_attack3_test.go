@@ -201,7 +201,8 @@ func TestAttack3ConcurrentSealOpenOneKey(t *testing.T) {
 				}
 				v := mine[i%len(mine)]
 				iv, _ := hex.DecodeString(v.IVHex)
-				if sealed, err := k.SealWithIV(attack3Scope(v), []byte(v.Plaintext), [IVSize]byte(iv)); err != nil || sealed != v.Value {
+				sealed, err := k.SealWithIV(attack3Scope(v), []byte(v.Plaintext), [IVSize]byte(iv))
+				if err != nil || sealed != v.Value {
 					t.Errorf("goroutine %d: vector %s sealed to other bytes (%v)", g, v.Name, err)
 				}
 			}
