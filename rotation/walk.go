@@ -165,22 +165,38 @@ func walk(ctx context.Context, db secrets.DBTX, ring *secrets.Keyring, opts Opti
 // (math.MinInt64 before the first).
 func (r *run) walkRange(ctx context.Context, db secrets.DBTX, first, last int64) (int64, error) {
 	after := int64(math.MinInt64)
-	for from := first; ; from = after + 1 {
+	err := r.eachBatch(ctx, db, first, last, func(b *batch) error {
+		if err := r.write(ctx, db, b); err != nil {
+			return err
+		}
+		after = b.last
+		return nil
+	})
+	return after, err
+}
+
+// eachBatch reads the ids from first up to and including last in
+// batches, in id order, prepares each and hands it to fn, until the range
+// ends, ctx is done or fn fails.
+func (r *run) eachBatch(ctx context.Context, db secrets.DBTX, first, last int64,
+	fn func(*batch) error) error {
+	for from, seq := first, 0; ; seq++ {
 		if err := ctx.Err(); err != nil {
-			return after, err
+			return err
 		}
 		b, err := r.read(ctx, db, from, last)
 		if err != nil || b == nil {
-			return after, err
+			return err
 		}
+		b.seq = seq
 		r.pass.prepare(b)
-		if err := r.write(ctx, db, b); err != nil {
-			return after, err
+		if err := fn(b); err != nil {
+			return err
 		}
-		after = b.last
-		if after == last {
-			return after, nil // and from = after + 1 would overflow at math.MaxInt64
+		if b.last == last {
+			return nil // and from = last + 1 would overflow at math.MaxInt64
 		}
+		from = b.last + 1
 	}
 }
 
@@ -287,26 +303,14 @@ func (w *aheadWrites) done(b *batch, err error) {
 // ready, until the range ends or ctx is done.
 func (r *run) readAhead(ctx context.Context, db secrets.DBTX, first, last int64,
 	ready chan<- *batch) error {
-	for from, seq := first, 0; ; seq++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := r.read(ctx, db, from, last)
-		if err != nil || b == nil {
-			return err
-		}
-		b.seq = seq
-		r.pass.prepare(b)
+	return r.eachBatch(ctx, db, first, last, func(b *batch) error {
 		select {
 		case ready <- b:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if b.last == last {
-			return nil
-		}
-		from = b.last + 1
-	}
+	})
 }
 
 // read reads the batch that starts at id from, or returns nil when no row
