@@ -69,7 +69,9 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	n, err := importer.Import(ctx, pool, ring, counted, importer.Options{
 		BatchSize: *batch,
 		Progress: func(written int64) {
-			prog.update(fraction(counted.n.Load(), size), plural(written, "secret")+" written", "")
+			// The fraction is of the input read, which runs ahead of the writes.
+			prog.update(fraction(counted.n.Load(), size),
+				plural(written, "secret")+" written, input read", "")
 		},
 	})
 	prog.done()
